@@ -1,0 +1,43 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod audit;
+mod authn;
+mod clock;
+mod credentials;
+mod error;
+mod policy;
+mod principal;
+mod secret;
+
+pub use audit::{
+    AuditError, AuditEvent, AuditEventType, AuditPrincipal, AuditResult, AuditSink, EventId,
+    InvalidEventId,
+};
+pub use authn::{AuthOutcome, Authenticator, AuthenticatorChain, ChainOutcome};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use credentials::{
+    ApiKeySource, Credential, CredentialError, CredentialExtractor, Credentials,
+    DEFAULT_MAX_COOKIE_HEADER_LEN, DEFAULT_MAX_COOKIE_HEADERS, DEFAULT_MAX_CREDENTIAL_LEN,
+    ExtractorConfigError, PeerCertificates,
+};
+pub use error::{
+    AuthError, AuthErrorKind, BearerErrorCode, Challenge, ChallengeError, NOT_AUTHENTICATED,
+    PERMISSION_REQUIRED, SERVICE_UNAVAILABLE,
+};
+pub use policy::{
+    AccessRequest, Decision, DecisionReason, Effect, Grant, PolicyEngine, RequestContext,
+};
+pub use principal::{
+    AuthMethod, MAX_IDENTIFIER_LEN, Principal, PrincipalBuilder, PrincipalError, PrincipalKind,
+    UnknownAuthMethod,
+};
+pub use secret::{SecretString, constant_time_eq};
+
+/// Re-exported so implementors of the async traits use the same macro version.
+pub use async_trait::async_trait;
+/// Re-exported: the certificate type inside [`PeerCertificates`].
+pub use rustls_pki_types::CertificateDer;
+/// Re-exported: the time type used throughout the public API.
+pub use time::OffsetDateTime;
