@@ -27,7 +27,8 @@ pub use error::{
     PERMISSION_REQUIRED, SERVICE_UNAVAILABLE,
 };
 pub use policy::{
-    AccessRequest, Decision, DecisionReason, Effect, Grant, PolicyEngine, RequestContext,
+    AccessRequest, Decision, DecisionReason, Effect, Grant, GrantSource, PolicyEngine,
+    RequestContext,
 };
 pub use principal::{
     AuthMethod, MAX_IDENTIFIER_LEN, Principal, PrincipalBuilder, PrincipalError, PrincipalKind,

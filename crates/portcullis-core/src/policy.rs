@@ -153,13 +153,36 @@ impl Effect {
 /// The rule behind a decision: which role held it, how the principal came to hold that role,
 /// and the rule itself.
 ///
-/// All parts are shared strings, so an engine can hand out a `Grant` from its compiled policy
-/// without allocating.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A grant either owns its strings ([`Grant::new`]) or points into a compiled policy
+/// ([`Grant::from_source`]), so that an engine can explain every decision without allocating
+/// and without keeping a string per rule and role.
+#[derive(Clone)]
 pub struct Grant {
-    role: Arc<str>,
-    via: Arc<[Arc<str>]>,
-    rule: Arc<str>,
+    repr: GrantRepr,
+}
+
+#[derive(Clone)]
+enum GrantRepr {
+    Owned {
+        role: Arc<str>,
+        via: Arc<[Arc<str>]>,
+        rule: Arc<str>,
+    },
+    Indexed {
+        source: Arc<dyn GrantSource>,
+        rule: u32,
+        path: u32,
+    },
+}
+
+/// A compiled policy that can describe its rules by index; see [`Grant::from_source`].
+pub trait GrantSource: fmt::Debug + Send + Sync {
+    /// The role that defines rule `rule`.
+    fn grant_role(&self, rule: u32) -> &str;
+    /// The text of rule `rule` (for example `collection:* read`).
+    fn grant_rule(&self, rule: u32) -> &str;
+    /// Inheritance path number `path` (see [`Grant::via`]).
+    fn grant_via(&self, path: u32) -> &[Arc<str>];
 }
 
 impl Grant {
@@ -168,34 +191,81 @@ impl Grant {
     /// `rule` (a human-readable rendering such as `collection:* read`).
     #[must_use]
     pub fn new(role: Arc<str>, via: Arc<[Arc<str>]>, rule: Arc<str>) -> Self {
-        Self { role, via, rule }
+        Self {
+            repr: GrantRepr::Owned { role, via, rule },
+        }
+    }
+
+    /// A grant that refers to rule `rule` and path `path` of a compiled policy. Cloning it
+    /// clones one `Arc`.
+    #[must_use]
+    pub fn from_source(source: Arc<dyn GrantSource>, rule: u32, path: u32) -> Self {
+        Self {
+            repr: GrantRepr::Indexed { source, rule, path },
+        }
     }
 
     /// The role whose rule matched.
     #[must_use]
     pub fn role(&self) -> &str {
-        &self.role
+        match &self.repr {
+            GrantRepr::Owned { role, .. } => role,
+            GrantRepr::Indexed { source, rule, .. } => source.grant_role(*rule),
+        }
     }
 
     /// The inheritance path from the role the principal holds to [`Grant::role`].
     #[must_use]
     pub fn via(&self) -> &[Arc<str>] {
-        &self.via
+        match &self.repr {
+            GrantRepr::Owned { via, .. } => via,
+            GrantRepr::Indexed { source, path, .. } => source.grant_via(*path),
+        }
     }
 
     /// The matching rule.
     #[must_use]
     pub fn rule(&self) -> &str {
-        &self.rule
+        match &self.repr {
+            GrantRepr::Owned { rule, .. } => rule,
+            GrantRepr::Indexed { source, rule, .. } => source.grant_rule(*rule),
+        }
+    }
+}
+
+impl PartialEq for Grant {
+    fn eq(&self, other: &Self) -> bool {
+        self.role() == other.role() && self.via() == other.via() && self.rule() == other.rule()
+    }
+}
+
+impl Eq for Grant {}
+
+impl std::hash::Hash for Grant {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.role().hash(state);
+        self.via().hash(state);
+        self.rule().hash(state);
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("role", &self.role())
+            .field("via", &self.via())
+            .field("rule", &self.rule())
+            .finish()
     }
 }
 
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "role `{}`", self.role)?;
-        if !self.via.is_empty() {
+        write!(f, "role `{}`", self.role())?;
+        let via = self.via();
+        if !via.is_empty() {
             f.write_str(" (inherited via ")?;
-            for (i, role) in self.via.iter().enumerate() {
+            for (i, role) in via.iter().enumerate() {
                 if i > 0 {
                     f.write_str(" -> ")?;
                 }
@@ -203,7 +273,7 @@ impl fmt::Display for Grant {
             }
             f.write_str(")")?;
         }
-        write!(f, ", rule `{}`", self.rule)
+        write!(f, ", rule `{}`", self.rule())
     }
 }
 

@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod action;
+mod compile;
+mod condition;
+mod engine;
+mod filter;
+mod model;
+mod pattern;
+mod validate;
+
+pub use action::{ActionSet, ActionVocabulary, ActionsDef, ActionsError, MAX_ACTIONS};
+pub use compile::TooLarge;
+pub use condition::{Cidr, ConditionDef, ConditionError};
+pub use engine::{RbacEngine, RbacError};
+pub use filter::{Permitted, Scope, SqlPlaceholders};
+pub use model::{AETHERA_PERMISSIONS, Builtins, PolicyDocument, RoleDef, RuleDef};
+pub use pattern::{
+    MAX_RESOURCE_LEN, MAX_SEGMENTS, PatternError, PatternKind, ResourceError, ResourcePattern,
+    check_resource,
+};
+pub use validate::{
+    IssueKind, Location, MAX_POLICY_FILE_LEN, MAX_ROLE_NAME_LEN, Policy, PolicyError, Severity,
+    ValidationIssue, ValidationReport,
+};

@@ -1,0 +1,393 @@
+//! Resource patterns (`*`, `collection:*`, `collection:**`, `collection:name`, `server`) and
+//! the canonical form every requested resource name must have.
+//!
+//! Names are `:`-separated segments. Matching is byte-exact and case-sensitive: `Admin` and
+//! `admin` are different, and no case folding or Unicode normalization is ever applied to a
+//! name. Instead, names that could be read two ways are refused outright: control and
+//! invisible formatting characters, empty segments, `.` and `..` path components (split on `/`
+//! and `\` too), percent-encoded bytes, leading or trailing white space, a trailing `.`, and
+//! text that is not in Unicode Normalization Form C.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use unicode_normalization::{IsNormalized, is_nfc_quick};
+
+/// Longest requested resource name, in bytes.
+pub const MAX_RESOURCE_LEN: usize = 1024;
+/// Most segments in a resource name or pattern.
+pub const MAX_SEGMENTS: usize = 32;
+
+/// Why a resource name (or a literal part of a pattern) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceError {
+    /// The name is empty.
+    #[error("the resource name is empty")]
+    Empty,
+    /// Longer than [`MAX_RESOURCE_LEN`].
+    #[error("the resource name is longer than {MAX_RESOURCE_LEN} bytes")]
+    TooLong,
+    /// More than [`MAX_SEGMENTS`] segments.
+    #[error("the resource name has more than {MAX_SEGMENTS} segments")]
+    TooManySegments,
+    /// Two separators in a row, or one at either end.
+    #[error("the resource name has an empty segment")]
+    EmptySegment,
+    /// A control or invisible formatting character (zero-width, bidi override, BOM).
+    #[error("the resource name contains a control or invisible character")]
+    ControlCharacter,
+    /// A `.` or `..` path component.
+    #[error("the resource name contains a `.` or `..` path component")]
+    DotSegment,
+    /// A `%XX` escape (decode before asking; an encoded name is ambiguous).
+    #[error("the resource name contains a percent-encoded byte")]
+    PercentEncoded,
+    /// White space at the start or end of a segment, or a trailing `.`.
+    #[error("a segment of the resource name starts or ends with white space or ends with `.`")]
+    Untrimmed,
+    /// Not in Unicode Normalization Form C.
+    #[error("the resource name is not in Unicode normalization form C")]
+    NotNfc,
+}
+
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}')
+}
+
+fn check_segment(segment: &str) -> Result<(), ResourceError> {
+    if segment.is_empty() {
+        return Err(ResourceError::EmptySegment);
+    }
+    if segment.starts_with(char::is_whitespace)
+        || segment.ends_with(char::is_whitespace)
+        || segment.ends_with('.')
+    {
+        // A trailing `.` also covers the `.` and `..` segments themselves.
+        return Err(if segment == "." || segment == ".." {
+            ResourceError::DotSegment
+        } else {
+            ResourceError::Untrimmed
+        });
+    }
+    if segment
+        .split(['/', '\\'])
+        .any(|part| part == "." || part == "..")
+    {
+        return Err(ResourceError::DotSegment);
+    }
+    let bytes = segment.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+        {
+            return Err(ResourceError::PercentEncoded);
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `name` is a canonical resource name (see the module docs). This runs on every
+/// request before any matching; it allocates nothing.
+///
+/// # Errors
+/// The first problem found.
+pub fn check_resource(name: &str) -> Result<(), ResourceError> {
+    if name.is_empty() {
+        return Err(ResourceError::Empty);
+    }
+    if name.len() > MAX_RESOURCE_LEN {
+        return Err(ResourceError::TooLong);
+    }
+    if name.is_ascii() {
+        if name.bytes().any(|b| b.is_ascii_control()) {
+            return Err(ResourceError::ControlCharacter);
+        }
+    } else {
+        if name.chars().any(is_invisible) {
+            return Err(ResourceError::ControlCharacter);
+        }
+        match is_nfc_quick(name.chars()) {
+            IsNormalized::Yes => {}
+            IsNormalized::No => return Err(ResourceError::NotNfc),
+            IsNormalized::Maybe => {
+                if !unicode_normalization::is_nfc(name) {
+                    return Err(ResourceError::NotNfc);
+                }
+            }
+        }
+    }
+    let mut segments = 0usize;
+    for segment in name.split(':') {
+        segments += 1;
+        if segments > MAX_SEGMENTS {
+            return Err(ResourceError::TooManySegments);
+        }
+        check_segment(segment)?;
+    }
+    Ok(())
+}
+
+/// What a pattern matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PatternKind {
+    /// `*` (or `**`): every resource.
+    Everything,
+    /// `a:b`: exactly this resource.
+    Exact,
+    /// `a:*`: every resource one segment below `a` (`a:x`, not `a`, `a:` or `a:x:y`).
+    Children,
+    /// `a:**`: every resource one or more segments below `a` (`a:x`, `a:x:y`, not `a`).
+    Descendants,
+}
+
+/// Why a pattern is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// A literal part of the pattern is not a canonical resource name.
+    #[error("{0}")]
+    Resource(#[from] ResourceError),
+    /// `*` or `**` used anywhere but as the whole last segment (`admin*`, `a:*:b`).
+    #[error("a wildcard must be a whole segment and the last one (`a:*` or `a:**`)")]
+    MisplacedWildcard,
+}
+
+/// A parsed resource pattern.
+///
+/// ```
+/// use portcullis_rbac::{PatternKind, ResourcePattern};
+///
+/// let p: ResourcePattern = "collection:*".parse()?;
+/// assert_eq!(p.kind(), PatternKind::Children);
+/// assert!(p.matches("collection:datasets"));
+/// assert!(!p.matches("collection"));
+/// assert!(!p.matches("collection:a:b"));
+/// assert!("admin*".parse::<ResourcePattern>().is_err());
+/// # Ok::<(), portcullis_rbac::PatternError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourcePattern {
+    text: String,
+    kind: PatternKind,
+    /// The literal part: the whole name for `Exact`, the part before `:*` / `:**` otherwise,
+    /// empty for `Everything`.
+    base_len: usize,
+}
+
+impl ResourcePattern {
+    /// Parses a pattern.
+    ///
+    /// # Errors
+    /// When a literal segment is not canonical or a wildcard is misplaced.
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
+        if text == "*" || text == "**" {
+            return Ok(Self {
+                text: text.to_owned(),
+                kind: PatternKind::Everything,
+                base_len: 0,
+            });
+        }
+        let (base, kind) = if let Some(base) = text.strip_suffix(":**") {
+            (base, PatternKind::Descendants)
+        } else if let Some(base) = text.strip_suffix(":*") {
+            (base, PatternKind::Children)
+        } else {
+            (text, PatternKind::Exact)
+        };
+        if base.contains('*') {
+            return Err(PatternError::MisplacedWildcard);
+        }
+        check_resource(base)?;
+        if kind != PatternKind::Exact && base.split(':').count() >= MAX_SEGMENTS {
+            return Err(ResourceError::TooManySegments.into());
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            kind,
+            base_len: base.len(),
+        })
+    }
+
+    /// What the pattern matches.
+    #[must_use]
+    pub fn kind(&self) -> PatternKind {
+        self.kind
+    }
+
+    /// The literal part (empty for `*`).
+    #[must_use]
+    pub fn base(&self) -> &str {
+        self.text.get(..self.base_len).unwrap_or_default()
+    }
+
+    /// The pattern as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the pattern matches a (canonical) resource name. This is the simple reference
+    /// semantics; the compiled engine answers the same through its indexes.
+    #[must_use]
+    pub fn matches(&self, resource: &str) -> bool {
+        let base = self.base();
+        match self.kind {
+            PatternKind::Everything => true,
+            PatternKind::Exact => resource == base,
+            PatternKind::Children => resource
+                .strip_prefix(base)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(':')),
+            PatternKind::Descendants => resource
+                .strip_prefix(base)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|rest| !rest.is_empty()),
+        }
+    }
+
+    /// Whether everything this pattern matches is also matched by `other`.
+    #[must_use]
+    pub fn is_covered_by(&self, other: &Self) -> bool {
+        match (other.kind, self.kind) {
+            (PatternKind::Everything, _) => true,
+            (_, PatternKind::Everything) => false,
+            (PatternKind::Exact, PatternKind::Exact) => self.base() == other.base(),
+            (PatternKind::Exact, _) => false,
+            (PatternKind::Children, PatternKind::Exact) => other.matches(self.base()),
+            (PatternKind::Children, PatternKind::Children) => self.base() == other.base(),
+            (PatternKind::Children, PatternKind::Descendants) => false,
+            (PatternKind::Descendants, PatternKind::Exact) => other.matches(self.base()),
+            (PatternKind::Descendants, _) => {
+                self.base() == other.base() || other.matches(self.base())
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for ResourcePattern {
+    type Err = PatternError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for ResourcePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for ResourcePattern {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourcePattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_names() {
+        for ok in [
+            "server",
+            "collection:datasets",
+            "collection:a:b",
+            "collection:*",
+            "collection:my report.pdf",
+            "collection:café",
+            "c:a/b",
+            "c:..a",
+        ] {
+            assert_eq!(check_resource(ok), Ok(()), "{ok}");
+        }
+        let cases: &[(&str, ResourceError)] = &[
+            ("", ResourceError::Empty),
+            ("collection:", ResourceError::EmptySegment),
+            (":a", ResourceError::EmptySegment),
+            ("a::b", ResourceError::EmptySegment),
+            ("collection:../x", ResourceError::DotSegment),
+            ("collection:..", ResourceError::DotSegment),
+            ("collection:a/../b", ResourceError::DotSegment),
+            ("collection:./a", ResourceError::DotSegment),
+            ("collection:a\\..\\b", ResourceError::DotSegment),
+            ("collection:..\\", ResourceError::DotSegment),
+            ("collection:%2e%2e%2f", ResourceError::PercentEncoded),
+            ("collection:%252e%252e", ResourceError::PercentEncoded),
+            ("collection:a%00", ResourceError::PercentEncoded),
+            ("collection:a.", ResourceError::Untrimmed),
+            ("collection:a ", ResourceError::Untrimmed),
+            (" collection:a", ResourceError::Untrimmed),
+            ("collection:a\n", ResourceError::ControlCharacter),
+            ("collection:a\r", ResourceError::ControlCharacter),
+            ("collection:a\u{0}", ResourceError::ControlCharacter),
+            ("collection:a\u{200B}b", ResourceError::ControlCharacter),
+            ("collection:a\u{202E}b", ResourceError::ControlCharacter),
+            ("collection:cafe\u{301}", ResourceError::NotNfc),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(check_resource(name), Err(*expected), "{name:?}");
+        }
+        assert_eq!(
+            check_resource(&"a".repeat(MAX_RESOURCE_LEN + 1)),
+            Err(ResourceError::TooLong)
+        );
+        assert_eq!(
+            check_resource(&vec!["a"; MAX_SEGMENTS + 1].join(":")),
+            Err(ResourceError::TooManySegments)
+        );
+    }
+
+    #[test]
+    fn pattern_forms() {
+        assert_eq!(
+            ResourcePattern::parse("*").unwrap().kind(),
+            PatternKind::Everything
+        );
+        assert_eq!(
+            ResourcePattern::parse("**").unwrap().kind(),
+            PatternKind::Everything
+        );
+        let p = ResourcePattern::parse("a:b:**").unwrap();
+        assert_eq!((p.kind(), p.base()), (PatternKind::Descendants, "a:b"));
+        assert!(p.matches("a:b:c") && p.matches("a:b:c:d"));
+        assert!(!p.matches("a:b") && !p.matches("a:bc:d"));
+        let p = ResourcePattern::parse("server").unwrap();
+        assert!(p.matches("server") && !p.matches("server:x"));
+        for bad in ["admin*", "a:*:b", "*:a", "a:b*", "a:***", "", "a:", "a::*"] {
+            assert!(ResourcePattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn coverage() {
+        let p = |s: &str| ResourcePattern::parse(s).unwrap();
+        assert!(p("c:a").is_covered_by(&p("c:*")));
+        assert!(p("c:a").is_covered_by(&p("*")));
+        assert!(p("c:a:b").is_covered_by(&p("c:**")));
+        assert!(!p("c:a:b").is_covered_by(&p("c:*")));
+        assert!(p("c:*").is_covered_by(&p("c:**")));
+        assert!(p("c:a:**").is_covered_by(&p("c:**")));
+        assert!(!p("c:**").is_covered_by(&p("c:*")));
+        assert!(!p("*").is_covered_by(&p("c:**")));
+        assert!(!p("c:*").is_covered_by(&p("c:a")));
+    }
+}
