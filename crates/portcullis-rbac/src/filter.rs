@@ -97,10 +97,10 @@ impl Scope {
                 placeholder(params.len())
             ));
         }
-        if parts.is_empty() {
-            "FALSE".to_owned()
-        } else {
-            format!("({})", parts.join(" OR "))
+        match parts.as_slice() {
+            [] => "FALSE".to_owned(),
+            [one] if one.starts_with('(') => one.clone(),
+            _ => format!("({})", parts.join(" OR ")),
         }
     }
 }

@@ -653,10 +653,10 @@ fn validate(doc: &PolicyDocument, map: Option<&SourceMap>) -> Result<Policy, Pol
         for (deny, list) in [(false, &def.permissions), (true, &def.deny)] {
             for (j, rule) in list.iter().enumerate() {
                 let spans = doc_index.and_then(|i| map.and_then(|m| m.rule(i, deny, j)));
-                if let Some(rule) = validate_rule(&mut v, &vocabulary, rule, spans, role_name) {
-                    if let Some(slot) = rules.get_mut(usize::from(deny)) {
-                        slot.push(rule);
-                    }
+                if let Some(rule) = validate_rule(&mut v, &vocabulary, rule, spans, role_name)
+                    && let Some(slot) = rules.get_mut(usize::from(deny))
+                {
+                    slot.push(rule);
                 }
             }
         }
@@ -804,16 +804,17 @@ fn validate_rule(
                 .enumerate()
                 .filter(|(m, _)| *m != k)
                 .fold(ActionSet::EMPTY, |acc, (_, s)| acc.union(*s));
-            if others.contains(*set) && per_action.iter().position(|s| s == set) == Some(k) {
-                if let Some(name) = rule.actions.get(k) {
-                    let at = v.at(spans.and_then(|s| s.actions.get(k)));
-                    v.warn(
-                        IssueKind::RedundantAction,
-                        at,
-                        role,
-                        format!("`{name}` is already included by the other actions of this rule"),
-                    );
-                }
+            if others.contains(*set)
+                && per_action.iter().position(|s| s == set) == Some(k)
+                && let Some(name) = rule.actions.get(k)
+            {
+                let at = v.at(spans.and_then(|s| s.actions.get(k)));
+                v.warn(
+                    IssueKind::RedundantAction,
+                    at,
+                    role,
+                    format!("`{name}` is already included by the other actions of this rule"),
+                );
             }
         }
     }

@@ -5,3 +5,7 @@
 
 #[cfg(feature = "core")]
 pub use portcullis_core::*;
+
+/// Resource-pattern RBAC (feature `rbac`).
+#[cfg(feature = "rbac")]
+pub use portcullis_rbac as rbac;
