@@ -389,7 +389,10 @@ impl Snapshot {
     }
 
     /// Looks for a matching rule of `role` in `tables`.
-    #[expect(clippy::too_many_arguments, reason = "the hot path passes precomputed hashes and a callback instead of building a struct per call")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the hot path passes precomputed hashes and a callback instead of building a struct per call"
+    )]
     #[inline]
     fn find(
         &self,

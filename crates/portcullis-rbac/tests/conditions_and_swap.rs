@@ -238,11 +238,22 @@ permissions = [{ resource = "x:c", actions = ["read"] }]
         .collect();
     let a = Policy::from_toml(policy_a).unwrap();
     let b = Policy::from_toml(policy_b).unwrap();
-    for i in 0..400 {
+    // Swap until the readers have made enough decisions to have seen many swaps (bounded in
+    // time, so a starved machine ends the test rather than hanging it).
+    let started = std::time::Instant::now();
+    let mut swaps = 0u64;
+    while (swaps < 400 || decisions.load(Ordering::Relaxed) < 30_000)
+        && started.elapsed() < std::time::Duration::from_secs(20)
+    {
         engine
-            .swap(if i % 2 == 0 { b.clone() } else { a.clone() })
+            .swap(if swaps % 2 == 0 { b.clone() } else { a.clone() })
             .unwrap();
+        swaps += 1;
+        if swaps % 64 == 0 {
+            std::thread::yield_now();
+        }
     }
+    engine.swap(a.clone()).unwrap();
     stop.store(true, Ordering::Relaxed);
     for r in readers {
         r.join().unwrap();
