@@ -111,27 +111,29 @@ fn mix(hash: u64, role: u32) -> u64 {
     folded ^ (folded >> 32)
 }
 
-struct Builder<'a> {
-    hasher: &'a RandomState,
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
+struct Builder<'p> {
+    hasher: RandomState,
     keys: String,
-    key_index: std::collections::HashMap<String, (u32, u32)>,
+    key_index: FastMap<&'p str, (u32, u32)>,
 }
 
-impl Builder<'_> {
-    fn key(&mut self, key: &str) -> Result<(u32, u32), TooLarge> {
+impl<'p> Builder<'p> {
+    fn key(&mut self, key: &'p str) -> Result<(u32, u32), TooLarge> {
         if let Some(k) = self.key_index.get(key) {
             return Ok(*k);
         }
         let k = (u32_of(self.keys.len())?, u32_of(key.len())?);
         self.keys.push_str(key);
-        self.key_index.insert(key.to_owned(), k);
+        self.key_index.insert(key, k);
         Ok(k)
     }
 
     fn insert(
         &mut self,
         table: &mut HashTable<Entry>,
-        key: &str,
+        key: &'p str,
         mut entry: Entry,
     ) -> Result<(), TooLarge> {
         let (start, len) = self.key(key)?;
@@ -139,7 +141,7 @@ impl Builder<'_> {
         entry.key_len = len;
         let hash = mix(self.hasher.hash_one(key), entry.role);
         let keys = &self.keys;
-        let hasher = self.hasher;
+        let hasher = &self.hasher;
         table.insert_unique(hash, entry, |e| {
             let k = key_str(keys, e);
             mix(hasher.hash_one(k), e.role)
@@ -157,11 +159,11 @@ fn key_str<'k>(keys: &'k str, e: &Entry) -> &'k str {
 
 impl Snapshot {
     pub(crate) fn compile(policy: Arc<Policy>) -> Result<Self, TooLarge> {
-        let hasher = RandomState::default();
+        let policy_ref: &Policy = &policy;
         let mut builder = Builder {
-            hasher: &hasher,
+            hasher: RandomState::default(),
             keys: String::new(),
-            key_index: std::collections::HashMap::new(),
+            key_index: FastMap::default(),
         };
 
         // Rules, numbered role by role: allow rules then deny rules.
@@ -195,13 +197,47 @@ impl Snapshot {
             .map(|r| Arc::from(r.name.as_str()))
             .collect();
         let mut paths: Vec<Arc<[Arc<str>]>> = vec![Arc::from(Vec::new())];
-        let mut path_index: std::collections::HashMap<Vec<usize>, u32> =
-            std::collections::HashMap::from([(Vec::new(), 0)]);
+        let mut path_index: FastMap<Vec<usize>, u32> = FastMap::default();
+        path_index.insert(Vec::new(), 0);
 
-        let mut allow = Tables::default();
-        let mut deny = Tables::default();
-        let mut roles = Vec::with_capacity(policy.roles.len());
-        for (holder, role) in policy.roles.iter().enumerate() {
+        // Flatten inheritance once, and size every table before filling it.
+        let chains: Vec<Vec<(usize, Vec<usize>)>> = (0..policy_ref.roles.len())
+            .map(|r| ancestors(&policy_ref.roles, r))
+            .collect();
+        let mut counts = [[0usize; 3]; 2];
+        for chain in &chains {
+            for (ancestor, _) in chain {
+                let Some(a) = policy_ref.roles.get(*ancestor) else {
+                    continue;
+                };
+                for (rules, slot) in [(&a.allow, 0usize), (&a.deny, 1usize)] {
+                    for rule in rules {
+                        let kind = match rule.pattern.kind() {
+                            PatternKind::Everything => continue,
+                            PatternKind::Exact => 0,
+                            PatternKind::Children => 1,
+                            PatternKind::Descendants => 2,
+                        };
+                        if let Some(c) = counts.get_mut(slot).and_then(|c| c.get_mut(kind)) {
+                            *c += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let sized = |c: [usize; 3]| Tables {
+            exact: HashTable::with_capacity(c[0]),
+            children: HashTable::with_capacity(c[1]),
+            descendants: HashTable::with_capacity(c[2]),
+        };
+        let [allow_counts, deny_counts] = counts;
+        let mut allow = sized(allow_counts);
+        let mut deny = sized(deny_counts);
+        builder
+            .key_index
+            .reserve(allow_counts.iter().sum::<usize>() / 2);
+        let mut roles = Vec::with_capacity(policy_ref.roles.len());
+        for (holder, (role, chain)) in policy_ref.roles.iter().zip(chains).enumerate() {
             let holder32 = u32_of(holder)?;
             let mut allow_everything = Vec::new();
             let mut deny_everything = Vec::new();
@@ -210,8 +246,8 @@ impl Snapshot {
             let mut has_deny_descendants = false;
             let mut superuser = role.superuser;
             let mut rank = 0u32;
-            for (ancestor, path) in ancestors(&policy.roles, holder) {
-                let Some(a) = policy.roles.get(ancestor) else {
+            for (ancestor, path) in chain {
+                let Some(a) = policy_ref.roles.get(ancestor) else {
                     continue;
                 };
                 superuser |= a.superuser;
@@ -286,6 +322,12 @@ impl Snapshot {
             });
         }
 
+        let Builder {
+            keys,
+            hasher,
+            key_index,
+        } = builder;
+        drop(key_index);
         let mut role_names = HashTable::with_capacity(roles.len());
         for (i, role) in roles.iter().enumerate() {
             let i = u32_of(i)?;
@@ -296,7 +338,6 @@ impl Snapshot {
             });
         }
 
-        let keys = builder.keys;
         let default_role = policy.default_role.map(u32_of).transpose()?;
         let superuser_attribute = policy.superuser_attribute.clone();
         Ok(Self {
@@ -337,26 +378,30 @@ impl Snapshot {
         self.roles.get(index as usize)
     }
 
-    fn condition_truth(
-        &self,
-        rule: u32,
-        principal: &Principal,
-        context: Option<&RequestContext>,
-        now: &dyn Fn() -> OffsetDateTime,
-    ) -> Truth {
-        let Some(info) = self.rules.get(rule as usize) else {
-            return Truth::False;
+    /// Whether a matching rule applies in this mode: its actions include the wanted one, and
+    /// its condition (if any) is known to hold (allow) or not known to fail (deny).
+    #[inline]
+    fn applies(&self, hit: &Hit, q: &Question<'_>) -> bool {
+        if hit.actions & q.wanted == 0 {
+            return false;
+        }
+        let Some(info) = self.rules.get(hit.rule as usize) else {
+            return false;
         };
         if info.condition == NO_CONDITION {
-            return Truth::True;
+            return true;
         }
-        match self.conditions.get(info.condition as usize) {
-            Some(c) => c.evaluate(principal, context, now),
+        let truth = match self.conditions.get(info.condition as usize) {
+            Some(c) => c.evaluate(q.principal, q.context, q.now),
             None => Truth::Unknown,
+        };
+        match q.mode {
+            Mode::Allow => truth == Truth::True,
+            Mode::Deny => truth != Truth::False,
         }
     }
 
-    /// The best (lowest-rank) matching entry of `role` in `table` for `key`.
+    /// The best (lowest-rank) applicable entry of `role` in `table` for `key`.
     #[inline]
     fn probe(
         &self,
@@ -364,8 +409,8 @@ impl Snapshot {
         key_hash: u64,
         key: &str,
         role: u32,
+        q: &Question<'_>,
         best: &mut Option<Hit>,
-        accept: &mut dyn FnMut(&Hit) -> bool,
     ) {
         if table.is_empty() {
             return;
@@ -381,65 +426,61 @@ impl Snapshot {
                     rank: e.rank,
                     actions: e.actions,
                 };
-                if accept(&hit) {
+                if self.applies(&hit, q) {
                     *best = Some(hit);
                 }
             }
         }
     }
 
-    /// Looks for a matching rule of `role` in `tables`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the hot path passes precomputed hashes and a callback instead of building a struct per call"
-    )]
+    /// The best applicable rule of `role` for the question, in the allow or deny tables.
     #[inline]
-    fn find(
-        &self,
-        tables: &Tables,
-        everything: &[Hit],
-        with_descendants: bool,
-        role: u32,
-        resource: &str,
-        hashes: &Hashes<'_>,
-        accept: &mut dyn FnMut(&Hit) -> bool,
-    ) -> Option<Hit> {
+    fn find(&self, role_index: u32, role: &CompiledRole, q: &Question<'_>) -> Option<Hit> {
+        let (tables, everything, with_descendants) = match q.mode {
+            Mode::Allow => (
+                &self.allow,
+                &role.allow_everything,
+                role.has_allow_descendants,
+            ),
+            Mode::Deny => (&self.deny, &role.deny_everything, role.has_deny_descendants),
+        };
         let mut best: Option<Hit> = None;
         self.probe(
             &tables.exact,
-            hashes.resource,
-            resource,
-            role,
+            q.hashes.resource,
+            q.resource,
+            role_index,
+            q,
             &mut best,
-            accept,
         );
-        if let Some((parent, parent_hash)) = hashes.parent {
+        if let Some((parent, parent_hash)) = q.hashes.parent {
             self.probe(
                 &tables.children,
                 parent_hash,
                 parent,
-                role,
+                role_index,
+                q,
                 &mut best,
-                accept,
             );
-        }
-        if with_descendants && !tables.descendants.is_empty() {
-            let mut rest = resource;
-            while let Some((ancestor, _)) = rest.rsplit_once(':') {
-                let h = if hashes
-                    .parent
-                    .is_some_and(|(p, _)| p.len() == ancestor.len())
-                {
-                    hashes.parent.map_or(0, |(_, h)| h)
-                } else {
-                    self.hasher.hash_one(ancestor)
-                };
-                self.probe(&tables.descendants, h, ancestor, role, &mut best, accept);
-                rest = ancestor;
+            if with_descendants && !tables.descendants.is_empty() {
+                self.probe(
+                    &tables.descendants,
+                    parent_hash,
+                    parent,
+                    role_index,
+                    q,
+                    &mut best,
+                );
+                let mut rest = parent;
+                while let Some((ancestor, _)) = rsplit_colon(rest) {
+                    let h = self.hasher.hash_one(ancestor);
+                    self.probe(&tables.descendants, h, ancestor, role_index, q, &mut best);
+                    rest = ancestor;
+                }
             }
         }
-        for hit in everything {
-            if best.is_none_or(|b| hit.rank < b.rank) && accept(hit) {
+        for hit in everything.iter() {
+            if best.is_none_or(|b| hit.rank < b.rank) && self.applies(hit, q) {
                 best = Some(*hit);
             }
         }
@@ -451,26 +492,17 @@ impl Snapshot {
         Grant::from_source(source, hit.rule, hit.path)
     }
 
-    /// Resolves the principal's roles (or the default role) and calls `f` for each known one,
-    /// in the principal's order, until it returns `Some`.
+    /// The principal's known roles (or the default role when it holds none), in its order.
     #[inline]
-    fn each_role<T>(
-        &self,
-        principal: &Principal,
-        mut f: impl FnMut(u32) -> Option<T>,
-    ) -> Option<T> {
-        let held = principal.roles();
-        if held.is_empty() {
-            return self.default_role.and_then(f);
-        }
-        for name in held {
-            if let Some(index) = self.role_index(name)
-                && let Some(out) = f(index)
-            {
-                return Some(out);
+    fn held<'a>(&'a self, principal: &'a Principal, inline: &'a [u32], overflow: bool) -> Held<'a> {
+        if overflow {
+            Held::Names {
+                names: principal.roles().iter(),
+                snapshot: self,
             }
+        } else {
+            Held::Inline(inline.iter())
         }
-        None
     }
 
     pub(crate) fn evaluate(
@@ -486,21 +518,16 @@ impl Snapshot {
             return Decision::invalid_request(resource_error_text(e));
         }
         let principal = request.principal();
-        let context = request.context();
-        let hashes = Hashes::new(&self.hasher, resource);
-        let wanted = wanted.bits();
 
-        // Resolve the held roles once (inline for the common case).
+        // Resolve the held roles once (inline for up to INLINE_ROLES of them).
         let mut inline = [0u32; INLINE_ROLES];
         let mut count = 0usize;
         let mut overflow = false;
         let mut any_deny = false;
         let mut superuser = false;
-        let _: Option<()> = self.each_role(principal, |r| {
-            if let Some(role) = self.role(r) {
-                any_deny |= role.has_deny;
-                superuser |= role.superuser;
-            }
+        let mut note = |r: u32, role: &CompiledRole| {
+            any_deny |= role.has_deny;
+            superuser |= role.superuser;
             match inline.get_mut(count) {
                 Some(slot) => {
                     *slot = r;
@@ -508,39 +535,43 @@ impl Snapshot {
                 }
                 None => overflow = true,
             }
-            None
-        });
-        let held = inline.get(..count).unwrap_or_default();
-        let for_each_held = |f: &mut dyn FnMut(u32) -> Option<Hit>| -> Option<Hit> {
-            if overflow {
-                self.each_role(principal, f)
-            } else {
-                held.iter().find_map(|r| f(*r))
+        };
+        let names = principal.roles();
+        if names.is_empty() {
+            if let Some(r) = self.default_role
+                && let Some(role) = self.role(r)
+            {
+                note(r, role);
             }
+        } else {
+            for name in names {
+                if let Some(r) = self.role_index(name)
+                    && let Some(role) = self.role(r)
+                {
+                    note(r, role);
+                }
+            }
+        }
+        let held = inline.get(..count).unwrap_or_default();
+
+        let mut q = Question {
+            mode: Mode::Deny,
+            wanted: wanted.bits(),
+            resource,
+            hashes: Hashes::new(&self.hasher, resource),
+            principal,
+            context: request.context(),
+            now,
         };
 
         if any_deny {
-            let mut deny_accept = |hit: &Hit| {
-                hit.actions & wanted != 0
-                    && self.condition_truth(hit.rule, principal, context, now) != Truth::False
-            };
-            let denied = for_each_held(&mut |r| {
-                let role = self.role(r)?;
-                if !role.has_deny {
-                    return None;
+            for r in self.held(principal, held, overflow) {
+                let Some(role) = self.role(r) else { continue };
+                if role.has_deny
+                    && let Some(hit) = self.find(r, role, &q)
+                {
+                    return Decision::explicit_deny(self.grant(hit));
                 }
-                self.find(
-                    &self.deny,
-                    &role.deny_everything,
-                    role.has_deny_descendants,
-                    r,
-                    resource,
-                    &hashes,
-                    &mut deny_accept,
-                )
-            });
-            if let Some(hit) = denied {
-                return Decision::explicit_deny(self.grant(hit));
             }
         }
 
@@ -548,26 +579,14 @@ impl Snapshot {
             return Decision::superuser();
         }
 
-        let mut allow_accept = |hit: &Hit| {
-            hit.actions & wanted != 0
-                && self.condition_truth(hit.rule, principal, context, now) == Truth::True
-        };
-        let allowed = for_each_held(&mut |r| {
-            let role = self.role(r)?;
-            self.find(
-                &self.allow,
-                &role.allow_everything,
-                role.has_allow_descendants,
-                r,
-                resource,
-                &hashes,
-                &mut allow_accept,
-            )
-        });
-        match allowed {
-            Some(hit) => Decision::allow(self.grant(hit)),
-            None => Decision::no_match(),
+        q.mode = Mode::Allow;
+        for r in self.held(principal, held, overflow) {
+            let Some(role) = self.role(r) else { continue };
+            if let Some(hit) = self.find(r, role, &q) {
+                return Decision::allow(self.grant(hit));
+            }
         }
+        Decision::no_match()
     }
 
     fn superuser_by_attribute(&self, principal: &Principal) -> bool {
@@ -598,6 +617,51 @@ impl Snapshot {
     }
 }
 
+/// Splits at the last `:` (names are short: a backwards byte scan beats `memrchr`).
+#[inline]
+fn rsplit_colon(name: &str) -> Option<(&str, &str)> {
+    let at = name.bytes().rposition(|b| b == b':')?;
+    Some((name.get(..at)?, name.get(at + 1..)?))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Allow,
+    Deny,
+}
+
+/// Everything one decision needs, computed once.
+struct Question<'q> {
+    mode: Mode,
+    wanted: u64,
+    resource: &'q str,
+    hashes: Hashes<'q>,
+    principal: &'q Principal,
+    context: Option<&'q RequestContext>,
+    now: &'q dyn Fn() -> OffsetDateTime,
+}
+
+/// The roles a principal holds, resolved inline or (past `INLINE_ROLES`) by name again.
+enum Held<'a> {
+    Inline(std::slice::Iter<'a, u32>),
+    Names {
+        names: std::slice::Iter<'a, String>,
+        snapshot: &'a Snapshot,
+    },
+}
+
+impl Iterator for Held<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            Self::Inline(iter) => iter.next().copied(),
+            Self::Names { names, snapshot } => names.find_map(|n| snapshot.role_index(n)),
+        }
+    }
+}
+
 struct Hashes<'r> {
     resource: u64,
     parent: Option<(&'r str, u64)>,
@@ -608,9 +672,7 @@ impl<'r> Hashes<'r> {
     fn new(hasher: &RandomState, resource: &'r str) -> Self {
         Self {
             resource: hasher.hash_one(resource),
-            parent: resource
-                .rsplit_once(':')
-                .map(|(parent, _)| (parent, hasher.hash_one(parent))),
+            parent: rsplit_colon(resource).map(|(parent, _)| (parent, hasher.hash_one(parent))),
         }
     }
 }

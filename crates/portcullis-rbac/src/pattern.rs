@@ -97,7 +97,8 @@ fn check_segment(segment: &str) -> Result<(), ResourceError> {
 }
 
 /// Checks that `name` is a canonical resource name (see the module docs). This runs on every
-/// request before any matching; it allocates nothing.
+/// request before any matching; it allocates nothing, and ASCII names are checked in one pass
+/// over their bytes.
 ///
 /// # Errors
 /// The first problem found.
@@ -109,20 +110,103 @@ pub fn check_resource(name: &str) -> Result<(), ResourceError> {
         return Err(ResourceError::TooLong);
     }
     if name.is_ascii() {
-        if name.bytes().any(|b| b.is_ascii_control()) {
-            return Err(ResourceError::ControlCharacter);
-        }
+        check_ascii(name.as_bytes())
     } else {
-        if name.chars().any(is_invisible) {
-            return Err(ResourceError::ControlCharacter);
+        check_unicode(name)
+    }
+}
+
+/// Byte classes for the ASCII pass: 0 ordinary, 1 control (and, unused, non-ASCII), 2 `:`,
+/// 3 `/` or `\\`, 4 `%`. 256 entries, so indexing by a byte needs no bounds check.
+const CLASS: [u8; 256] = {
+    let mut table = [1u8; 256];
+    let mut i = 0x20;
+    while i < 0x7f {
+        table[i] = 0;
+        i += 1;
+    }
+    table[b':' as usize] = 2;
+    table[b'/' as usize] = 3;
+    table[b'\\' as usize] = 3;
+    table[b'%' as usize] = 4;
+    table
+};
+
+#[inline]
+fn dot_component(bytes: &[u8], start: usize, end: usize) -> bool {
+    matches!(bytes.get(start..end), Some(b".") | Some(b".."))
+}
+
+#[inline]
+fn segment_error(bytes: &[u8], start: usize, end: usize) -> Option<ResourceError> {
+    match bytes.get(start..end) {
+        None | Some([]) => Some(ResourceError::EmptySegment),
+        Some([b' ', ..]) | Some([.., b' ']) | Some([.., b'.']) => Some(ResourceError::Untrimmed),
+        Some(_) => None,
+    }
+}
+
+/// One pass over an ASCII name, with the rules of [`check_segment`].
+#[inline]
+fn check_ascii(bytes: &[u8]) -> Result<(), ResourceError> {
+    let mut segments = 1usize;
+    let mut segment_start = 0usize;
+    let mut component_start = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        let class = CLASS.get(usize::from(b)).copied().unwrap_or(1);
+        if class == 0 {
+            continue;
         }
-        match is_nfc_quick(name.chars()) {
-            IsNormalized::Yes => {}
-            IsNormalized::No => return Err(ResourceError::NotNfc),
-            IsNormalized::Maybe => {
-                if !unicode_normalization::is_nfc(name) {
-                    return Err(ResourceError::NotNfc);
+        match class {
+            1 => return Err(ResourceError::ControlCharacter),
+            2 => {
+                if dot_component(bytes, component_start, i) {
+                    return Err(ResourceError::DotSegment);
                 }
+                if let Some(e) = segment_error(bytes, segment_start, i) {
+                    return Err(e);
+                }
+                segments += 1;
+                if segments > MAX_SEGMENTS {
+                    return Err(ResourceError::TooManySegments);
+                }
+                segment_start = i + 1;
+                component_start = i + 1;
+            }
+            3 => {
+                if dot_component(bytes, component_start, i) {
+                    return Err(ResourceError::DotSegment);
+                }
+                component_start = i + 1;
+            }
+            _ => {
+                if bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+                {
+                    return Err(ResourceError::PercentEncoded);
+                }
+            }
+        }
+    }
+    if dot_component(bytes, component_start, bytes.len()) {
+        return Err(ResourceError::DotSegment);
+    }
+    match segment_error(bytes, segment_start, bytes.len()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn check_unicode(name: &str) -> Result<(), ResourceError> {
+    if name.chars().any(is_invisible) {
+        return Err(ResourceError::ControlCharacter);
+    }
+    match is_nfc_quick(name.chars()) {
+        IsNormalized::Yes => {}
+        IsNormalized::No => return Err(ResourceError::NotNfc),
+        IsNormalized::Maybe => {
+            if !unicode_normalization::is_nfc(name) {
+                return Err(ResourceError::NotNfc);
             }
         }
     }
@@ -354,6 +438,25 @@ mod tests {
             check_resource(&vec!["a"; MAX_SEGMENTS + 1].join(":")),
             Err(ResourceError::TooManySegments)
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
+
+        /// The one-pass ASCII check accepts exactly what the general check accepts.
+        #[test]
+        fn ascii_fast_path_agrees_with_general_path(name in "[ -~\\x00-\\x1f\\x7f]{1,24}") {
+            let fast = check_resource(&name);
+            let general = check_unicode(&name);
+            proptest::prop_assert_eq!(fast.is_ok(), general.is_ok(), "{:?} {:?} {:?}", name, fast, general);
+        }
+
+        #[test]
+        fn ascii_fast_path_agrees_on_name_shaped_input(name in "[a.: /\\\\%2e]{1,16}") {
+            let fast = check_resource(&name);
+            let general = check_unicode(&name);
+            proptest::prop_assert_eq!(fast.is_ok(), general.is_ok(), "{:?} {:?} {:?}", name, fast, general);
+        }
     }
 
     #[test]

@@ -563,12 +563,9 @@ fn validate(doc: &PolicyDocument, map: Option<&SourceMap>) -> Result<Policy, Pol
     }
 
     // Names: built-ins first, then the document's roles (which may replace a built-in).
-    let mut defs: Vec<(RoleDef, Origin)> = doc
-        .builtins
-        .roles()
-        .into_iter()
-        .map(|r| (r, Origin::Builtin))
-        .collect();
+    let builtin_roles = doc.builtins.roles();
+    let mut defs: Vec<(&RoleDef, Origin)> =
+        builtin_roles.iter().map(|r| (r, Origin::Builtin)).collect();
     let mut index: HashMap<String, usize> = defs
         .iter()
         .enumerate()
@@ -610,12 +607,12 @@ fn validate(doc: &PolicyDocument, map: Option<&SourceMap>) -> Result<Policy, Pol
                     ),
                 );
                 if let Some(slot) = defs.get_mut(existing) {
-                    *slot = (role.clone(), Origin::Document(i));
+                    *slot = (role, Origin::Document(i));
                 }
             }
             None => {
                 index.insert(role.name.clone(), defs.len());
-                defs.push((role.clone(), Origin::Document(i)));
+                defs.push((role, Origin::Document(i)));
             }
         }
     }
@@ -768,19 +765,17 @@ fn validate_rule(
         );
         ok = false;
     }
-    let mut actions = ActionSet::EMPTY;
-    let mut per_action: Vec<ActionSet> = Vec::new();
-    for (k, name) in rule.actions.iter().enumerate() {
-        let granted = if name == "*" {
+    let granted = |name: &str| {
+        if name == "*" {
             Some(vocabulary.all())
         } else {
             vocabulary.granted(name)
-        };
-        match granted {
-            Some(set) => {
-                actions = actions.union(set);
-                per_action.push(set);
-            }
+        }
+    };
+    let mut actions = ActionSet::EMPTY;
+    for (k, name) in rule.actions.iter().enumerate() {
+        match granted(name) {
+            Some(set) => actions = actions.union(set),
             None => {
                 let at = v.at(spans.and_then(|s| s.actions.get(k)));
                 v.error(
@@ -797,17 +792,19 @@ fn validate_rule(
             }
         }
     }
-    if ok {
-        for (k, set) in per_action.iter().enumerate() {
-            let others = per_action
+    if ok && rule.actions.len() > 1 {
+        // An action that the others already include (reported once per distinct action).
+        for (k, name) in rule.actions.iter().enumerate() {
+            let Some(set) = granted(name) else { continue };
+            let first = rule.actions.iter().position(|n| granted(n) == Some(set)) == Some(k);
+            let others = rule
+                .actions
                 .iter()
                 .enumerate()
                 .filter(|(m, _)| *m != k)
-                .fold(ActionSet::EMPTY, |acc, (_, s)| acc.union(*s));
-            if others.contains(*set)
-                && per_action.iter().position(|s| s == set) == Some(k)
-                && let Some(name) = rule.actions.get(k)
-            {
+                .filter_map(|(_, n)| granted(n))
+                .fold(ActionSet::EMPTY, ActionSet::union);
+            if first && others.contains(set) {
                 let at = v.at(spans.and_then(|s| s.actions.get(k)));
                 v.warn(
                     IssueKind::RedundantAction,
@@ -930,15 +927,22 @@ pub(crate) fn ancestors(roles: &[Role], role: usize) -> Vec<(usize, Vec<usize>)>
     out
 }
 
+type LintMap<'a, V> = HashMap<&'a str, V, foldhash::fast::FixedState>;
+
 /// Warns about allow rules that another unconditioned allow rule of the same role (own or
 /// inherited) already covers, and roles that grant nothing.
 fn lint_redundancy(
     v: &mut Validator<'_>,
     roles: &[Role],
-    defs: &[(RoleDef, Origin)],
+    defs: &[(&RoleDef, Origin)],
     vocabulary: &ActionVocabulary,
 ) {
     let _ = vocabulary;
+    type Covers = Vec<(ActionSet, usize, usize)>;
+    let mut everything;
+    let mut exact: LintMap<'_, Covers> = LintMap::default();
+    let mut children: LintMap<'_, Covers> = LintMap::default();
+    let mut descendants: LintMap<'_, Covers> = LintMap::default();
     for (r, role) in roles.iter().enumerate() {
         let Some((_, Origin::Document(doc_index))) = defs.get(r) else {
             continue;
@@ -956,11 +960,12 @@ fn lint_redundancy(
                 "the role grants nothing".to_owned(),
             );
         }
-        // Index the unconditioned allow rules of the role and its ancestors by base.
-        let mut everything = ActionSet::EMPTY;
-        let mut exact: HashMap<&str, Vec<(ActionSet, usize, usize)>> = HashMap::new();
-        let mut children: HashMap<&str, Vec<(ActionSet, usize, usize)>> = HashMap::new();
-        let mut descendants: HashMap<&str, Vec<(ActionSet, usize, usize)>> = HashMap::new();
+        // Index the unconditioned allow rules of the role and its ancestors by base (the maps
+        // are reused from role to role).
+        everything = ActionSet::EMPTY;
+        exact.clear();
+        children.clear();
+        descendants.clear();
         for (holder, _) in &chain {
             let Some(h) = roles.get(*holder) else {
                 continue;
