@@ -25,24 +25,42 @@ use crate::validate::{Policy, ancestors};
 /// Roles resolved inline before falling back to resolving twice.
 const INLINE_ROLES: usize = 16;
 
+/// One (role, name) of one table: the first matching rule inline, any others in
+/// `Snapshot::extra`. 32 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     role: u32,
     key_start: u32,
-    key_len: u32,
-    rule: u32,
-    path: u32,
-    /// Lower is preferred when several rules match: own rules first, then nearer ancestors.
-    rank: u32,
-    actions: u64,
+    key_len: u16,
+    extra_len: u16,
+    extra_start: u32,
+    first: Hit,
 }
 
+/// A rule reached by a role: which rule, through which inheritance path, granting (or
+/// denying) which actions. Within an entry, hits are in the role's order: own rules first,
+/// then nearer ancestors.
 #[derive(Debug, Clone, Copy)]
 struct Hit {
-    rule: u32,
-    path: u32,
-    rank: u32,
     actions: u64,
+    rule: u32,
+    /// The inheritance path index, with [`CONDITIONAL`] set when the rule has a condition,
+    /// so that unconditioned rules are decided without touching the rule table.
+    path: u32,
+}
+
+const CONDITIONAL: u32 = 1 << 31;
+
+impl Hit {
+    #[inline]
+    fn path(&self) -> u32 {
+        self.path & !CONDITIONAL
+    }
+
+    #[inline]
+    fn conditional(&self) -> bool {
+        self.path & CONDITIONAL != 0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +102,7 @@ pub(crate) struct Snapshot {
     allow: Tables,
     deny: Tables,
     keys: String,
+    extra: Vec<Hit>,
     rules: Vec<RuleInfo>,
     texts: String,
     conditions: Vec<Condition>,
@@ -117,6 +136,8 @@ struct Builder<'p> {
     hasher: RandomState,
     keys: String,
     key_index: FastMap<&'p str, (u32, u32)>,
+    /// Extra hits per entry while building, keyed by (table id, entry slot in `pending`).
+    pending: Vec<Vec<Hit>>,
 }
 
 impl<'p> Builder<'p> {
@@ -130,23 +151,67 @@ impl<'p> Builder<'p> {
         Ok(k)
     }
 
+    /// Adds `hit` for (`role`, `key`): a new entry, or a further hit of an existing one
+    /// (kept in `pending` until `finish`).
     fn insert(
         &mut self,
         table: &mut HashTable<Entry>,
         key: &'p str,
-        mut entry: Entry,
+        role: u32,
+        hit: Hit,
     ) -> Result<(), TooLarge> {
         let (start, len) = self.key(key)?;
-        entry.key_start = start;
-        entry.key_len = len;
-        let hash = mix(self.hasher.hash_one(key), entry.role);
+        let key_len = u16::try_from(len).map_err(|_| TooLarge)?;
+        let hash = mix(self.hasher.hash_one(key), role);
         let keys = &self.keys;
         let hasher = &self.hasher;
+        if let Some(existing) = table.find_mut(hash, |e| e.role == role && key_str(keys, e) == key)
+        {
+            // `extra_start` indexes `pending` while building.
+            if existing.extra_len == 0 {
+                existing.extra_start = u32_of(self.pending.len())?;
+                self.pending.push(Vec::new());
+            }
+            existing.extra_len = existing.extra_len.checked_add(1).ok_or(TooLarge)?;
+            if let Some(list) = self.pending.get_mut(existing.extra_start as usize) {
+                list.push(hit);
+            }
+            return Ok(());
+        }
+        let entry = Entry {
+            role,
+            key_start: start,
+            key_len,
+            extra_len: 0,
+            extra_start: 0,
+            first: hit,
+        };
         table.insert_unique(hash, entry, |e| {
             let k = key_str(keys, e);
             mix(hasher.hash_one(k), e.role)
         });
         Ok(())
+    }
+
+    /// Moves the extra hits into one array and points the entries at it.
+    fn finish(&mut self, tables: [&mut Tables; 2]) -> Result<Vec<Hit>, TooLarge> {
+        let mut extra = Vec::new();
+        for t in tables {
+            for table in [&mut t.exact, &mut t.children, &mut t.descendants] {
+                for e in table.iter_mut() {
+                    if e.extra_len > 0 {
+                        let list = self
+                            .pending
+                            .get(e.extra_start as usize)
+                            .map(Vec::as_slice)
+                            .unwrap_or_default();
+                        e.extra_start = u32_of(extra.len())?;
+                        extra.extend_from_slice(list);
+                    }
+                }
+            }
+        }
+        Ok(extra)
     }
 }
 
@@ -164,6 +229,7 @@ impl Snapshot {
             hasher: RandomState::default(),
             keys: String::new(),
             key_index: FastMap::default(),
+            pending: Vec::new(),
         };
 
         // Rules, numbered role by role: allow rules then deny rules.
@@ -245,7 +311,6 @@ impl Snapshot {
             let mut has_allow_descendants = false;
             let mut has_deny_descendants = false;
             let mut superuser = role.superuser;
-            let mut rank = 0u32;
             for (ancestor, path) in chain {
                 let Some(a) = policy_ref.roles.get(ancestor) else {
                     continue;
@@ -267,21 +332,17 @@ impl Snapshot {
                     .map(|r| (r, false))
                     .chain(a.deny.iter().map(|r| (r, true)));
                 for (j, (rule, is_deny)) in rules_of.enumerate() {
-                    let rule_id = base + u32_of(j)?;
-                    rank += 1;
-                    let hit = Hit {
-                        rule: rule_id,
-                        path: path_id,
-                        rank,
-                        actions: rule.actions.bits(),
+                    if path_id & CONDITIONAL != 0 {
+                        return Err(TooLarge);
+                    }
+                    let conditional = if rule.condition.is_some() {
+                        CONDITIONAL
+                    } else {
+                        0
                     };
-                    let entry = Entry {
-                        role: holder32,
-                        key_start: 0,
-                        key_len: 0,
-                        rule: rule_id,
-                        path: path_id,
-                        rank,
+                    let hit = Hit {
+                        rule: base + u32_of(j)?,
+                        path: path_id | conditional,
                         actions: rule.actions.bits(),
                     };
                     let tables = if is_deny { &mut deny } else { &mut allow };
@@ -289,24 +350,39 @@ impl Snapshot {
                     match rule.pattern.kind() {
                         PatternKind::Everything => {
                             if is_deny {
-                                deny_everything.push(hit)
+                                deny_everything.push(hit);
                             } else {
-                                allow_everything.push(hit)
+                                allow_everything.push(hit);
                             }
                         }
                         PatternKind::Exact => {
-                            builder.insert(&mut tables.exact, rule.pattern.base(), entry)?
+                            builder.insert(
+                                &mut tables.exact,
+                                rule.pattern.base(),
+                                holder32,
+                                hit,
+                            )?;
                         }
                         PatternKind::Children => {
-                            builder.insert(&mut tables.children, rule.pattern.base(), entry)?
+                            builder.insert(
+                                &mut tables.children,
+                                rule.pattern.base(),
+                                holder32,
+                                hit,
+                            )?;
                         }
                         PatternKind::Descendants => {
                             if is_deny {
-                                has_deny_descendants = true
+                                has_deny_descendants = true;
                             } else {
-                                has_allow_descendants = true
+                                has_allow_descendants = true;
                             }
-                            builder.insert(&mut tables.descendants, rule.pattern.base(), entry)?;
+                            builder.insert(
+                                &mut tables.descendants,
+                                rule.pattern.base(),
+                                holder32,
+                                hit,
+                            )?;
                         }
                     }
                 }
@@ -322,12 +398,14 @@ impl Snapshot {
             });
         }
 
+        let extra = builder.finish([&mut allow, &mut deny])?;
         let Builder {
             keys,
             hasher,
             key_index,
+            pending,
         } = builder;
-        drop(key_index);
+        drop((key_index, pending));
         let mut role_names = HashTable::with_capacity(roles.len());
         for (i, role) in roles.iter().enumerate() {
             let i = u32_of(i)?;
@@ -348,6 +426,7 @@ impl Snapshot {
             allow,
             deny,
             keys,
+            extra,
             rules,
             texts,
             conditions,
@@ -385,12 +464,12 @@ impl Snapshot {
         if hit.actions & q.wanted == 0 {
             return false;
         }
+        if !hit.conditional() {
+            return true;
+        }
         let Some(info) = self.rules.get(hit.rule as usize) else {
             return false;
         };
-        if info.condition == NO_CONDITION {
-            return true;
-        }
         let truth = match self.conditions.get(info.condition as usize) {
             Some(c) => c.evaluate(q.principal, q.context, q.now),
             None => Truth::Unknown,
@@ -401,7 +480,7 @@ impl Snapshot {
         }
     }
 
-    /// The best (lowest-rank) applicable entry of `role` in `table` for `key`.
+    /// The first applicable hit of `role` in `table` for `key`.
     #[inline]
     fn probe(
         &self,
@@ -410,30 +489,30 @@ impl Snapshot {
         key: &str,
         role: u32,
         q: &Question<'_>,
-        best: &mut Option<Hit>,
-    ) {
+    ) -> Option<Hit> {
         if table.is_empty() {
-            return;
+            return None;
         }
-        for e in table.iter_hash(mix(key_hash, role)) {
-            if e.role == role
-                && best.is_none_or(|b| e.rank < b.rank)
-                && key_str(&self.keys, e) == key
-            {
-                let hit = Hit {
-                    rule: e.rule,
-                    path: e.path,
-                    rank: e.rank,
-                    actions: e.actions,
-                };
-                if self.applies(&hit, q) {
-                    *best = Some(hit);
-                }
-            }
+        let entry = table.find(mix(key_hash, role), |e| {
+            e.role == role && key_str(&self.keys, e) == key
+        })?;
+        if self.applies(&entry.first, q) {
+            return Some(entry.first);
         }
+        if entry.extra_len == 0 {
+            return None;
+        }
+        let start = entry.extra_start as usize;
+        self.extra
+            .get(start..start + usize::from(entry.extra_len))
+            .unwrap_or_default()
+            .iter()
+            .find(|hit| self.applies(hit, q))
+            .copied()
     }
 
-    /// The best applicable rule of `role` for the question, in the allow or deny tables.
+    /// The most specific applicable rule of `role` for the question: an exact rule, then
+    /// `parent:*`, then `ancestor:**` from the nearest ancestor, then `*`.
     #[inline]
     fn find(&self, role_index: u32, role: &CompiledRole, q: &Question<'_>) -> Option<Hit> {
         let (tables, everything, with_descendants) = match q.mode {
@@ -444,52 +523,35 @@ impl Snapshot {
             ),
             Mode::Deny => (&self.deny, &role.deny_everything, role.has_deny_descendants),
         };
-        let mut best: Option<Hit> = None;
-        self.probe(
-            &tables.exact,
-            q.hashes.resource,
-            q.resource,
-            role_index,
-            q,
-            &mut best,
-        );
+        if let Some(hit) = self.probe(&tables.exact, q.hashes.resource, q.resource, role_index, q) {
+            return Some(hit);
+        }
         if let Some((parent, parent_hash)) = q.hashes.parent {
-            self.probe(
-                &tables.children,
-                parent_hash,
-                parent,
-                role_index,
-                q,
-                &mut best,
-            );
+            if let Some(hit) = self.probe(&tables.children, parent_hash, parent, role_index, q) {
+                return Some(hit);
+            }
             if with_descendants && !tables.descendants.is_empty() {
-                self.probe(
-                    &tables.descendants,
-                    parent_hash,
-                    parent,
-                    role_index,
-                    q,
-                    &mut best,
-                );
+                if let Some(hit) =
+                    self.probe(&tables.descendants, parent_hash, parent, role_index, q)
+                {
+                    return Some(hit);
+                }
                 let mut rest = parent;
                 while let Some((ancestor, _)) = rsplit_colon(rest) {
                     let h = self.hasher.hash_one(ancestor);
-                    self.probe(&tables.descendants, h, ancestor, role_index, q, &mut best);
+                    if let Some(hit) = self.probe(&tables.descendants, h, ancestor, role_index, q) {
+                        return Some(hit);
+                    }
                     rest = ancestor;
                 }
             }
         }
-        for hit in everything.iter() {
-            if best.is_none_or(|b| hit.rank < b.rank) && self.applies(hit, q) {
-                best = Some(*hit);
-            }
-        }
-        best
+        everything.iter().find(|hit| self.applies(hit, q)).copied()
     }
 
     fn grant(self: &Arc<Self>, hit: Hit) -> Grant {
         let source: Arc<dyn GrantSource> = self.clone();
-        Grant::from_source(source, hit.rule, hit.path)
+        Grant::from_source(source, hit.rule, hit.path())
     }
 
     /// The principal's known roles (or the default role when it holds none), in its order.
@@ -598,6 +660,7 @@ impl Snapshot {
     /// Approximate heap size in bytes of the indexes (for the compile benchmark).
     pub(crate) fn heap_size(&self) -> usize {
         let entry = size_of::<Entry>() + 1;
+        let extra = self.extra.capacity() * size_of::<Hit>();
         let tables = [&self.allow, &self.deny]
             .iter()
             .map(|t| {
@@ -605,6 +668,7 @@ impl Snapshot {
             })
             .sum::<usize>();
         tables
+            + extra
             + self.keys.capacity()
             + self.texts.capacity()
             + self.rules.capacity() * size_of::<RuleInfo>()

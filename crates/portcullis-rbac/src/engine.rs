@@ -1,8 +1,10 @@
 //! [`RbacEngine`]: the compiled policy behind an atomic pointer, so it can be replaced while
 //! requests are being evaluated.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use portcullis_core::{
@@ -68,8 +70,27 @@ pub enum RbacError {
 /// ```
 pub struct RbacEngine {
     current: ArcSwap<Snapshot>,
+    /// Bumped after every swap; threads keep the snapshot of the generation they last saw.
+    generation: AtomicU64,
+    /// Tells engines apart in the per-thread cache.
+    id: u64,
     clock: Arc<dyn Clock>,
 }
+
+/// The snapshot a thread used last, so that a decision costs one atomic load (of the
+/// generation) instead of an `ArcSwap` load. A thread keeps at most one snapshot alive this
+/// way, until it next evaluates.
+struct Cached {
+    engine: u64,
+    generation: u64,
+    snapshot: Arc<Snapshot>,
+}
+
+thread_local! {
+    static LAST_SNAPSHOT: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for RbacEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,6 +110,8 @@ impl RbacEngine {
     pub fn new(policy: Policy) -> Result<Self, RbacError> {
         Ok(Self {
             current: ArcSwap::from_pointee(Snapshot::compile(Arc::new(policy))?),
+            generation: AtomicU64::new(0),
+            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
             clock: Arc::new(SystemClock),
         })
     }
@@ -124,6 +147,8 @@ impl RbacEngine {
     pub fn swap(&self, policy: Policy) -> Result<(), RbacError> {
         let snapshot = Snapshot::compile(Arc::new(policy))?;
         self.current.store(Arc::new(snapshot));
+        // After the store: a thread that sees the new generation loads the new snapshot.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -239,11 +264,45 @@ impl RbacEngine {
     }
 }
 
+impl RbacEngine {
+    /// Runs `f` on the current snapshot, from this thread's cache when no swap happened since
+    /// it was filled. `None` only if `f` could not be run at all, which cannot happen: `f` is
+    /// taken out of its slot immediately before it runs, on the fast or the slow path.
+    #[inline]
+    fn with_snapshot<R>(&self, f: impl FnOnce(&Arc<Snapshot>) -> R) -> Option<R> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut pending = Some(f);
+        let fast = LAST_SNAPSHOT.try_with(|cell| {
+            // A re-entrant call (a clock that evaluates policies) finds the cell borrowed and
+            // takes the slow path below.
+            let mut slot = cell.try_borrow_mut().ok()?;
+            let fresh = slot
+                .as_ref()
+                .is_some_and(|c| c.engine == self.id && c.generation == generation);
+            if !fresh {
+                *slot = Some(Cached {
+                    engine: self.id,
+                    generation,
+                    snapshot: self.current.load_full(),
+                });
+            }
+            let snapshot = &slot.as_ref()?.snapshot;
+            let f = pending.take()?;
+            Some(f(snapshot))
+        });
+        if let Ok(Some(out)) = fast {
+            return Some(out);
+        }
+        let f = pending.take()?;
+        Some(f(&self.current.load_full()))
+    }
+}
+
 impl PolicyEngine for RbacEngine {
     fn evaluate(&self, request: &AccessRequest<'_>) -> Decision {
-        let snapshot = self.current.load();
         let clock = &self.clock;
-        Snapshot::evaluate(&snapshot, request, &|| clock.now())
+        self.with_snapshot(|snapshot| Snapshot::evaluate(snapshot, request, &|| clock.now()))
+            .unwrap_or_else(|| Decision::error("no policy snapshot"))
     }
 }
 

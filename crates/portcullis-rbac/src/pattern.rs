@@ -109,16 +109,59 @@ pub fn check_resource(name: &str) -> Result<(), ResourceError> {
     if name.len() > MAX_RESOURCE_LEN {
         return Err(ResourceError::TooLong);
     }
+    let bytes = name.as_bytes();
+    if is_plain(bytes) {
+        return Ok(());
+    }
     if name.is_ascii() {
-        check_ascii(name.as_bytes())
+        check_ascii(bytes)
     } else {
         check_unicode(name)
     }
 }
 
+/// Bytes that can never make a segment non-canonical: ASCII letters, digits, `_` and `-`.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of range fails the build, it cannot panic"
+)]
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        b += 1;
+    }
+    table
+};
+
+/// The common case, decided in one table load per byte: segments of [`PLAIN`] bytes separated
+/// by single `:`, none empty, at most [`MAX_SEGMENTS`]. Anything else takes the full check.
+#[inline]
+fn is_plain(bytes: &[u8]) -> bool {
+    let mut separators = 0usize;
+    let mut after_separator = true;
+    for &b in bytes {
+        if PLAIN.get(usize::from(b)).copied().unwrap_or(false) {
+            after_separator = false;
+        } else if b == b':' && !after_separator {
+            separators += 1;
+            after_separator = true;
+        } else {
+            return false;
+        }
+    }
+    !after_separator && separators < MAX_SEGMENTS
+}
+
 /// Byte classes for the ASCII pass: 0 ordinary, 1 control (and, unused, non-ASCII), 2 `:`,
 /// 3 `/` or `\\`, 4 `%`. 256 entries, so indexing by a byte needs no bounds check.
-const CLASS: [u8; 256] = {
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of range fails the build, it cannot panic"
+)]
+static CLASS: [u8; 256] = {
     let mut table = [1u8; 256];
     let mut i = 0x20;
     while i < 0x7f {
@@ -449,6 +492,14 @@ mod tests {
             let fast = check_resource(&name);
             let general = check_unicode(&name);
             proptest::prop_assert_eq!(fast.is_ok(), general.is_ok(), "{:?} {:?} {:?}", name, fast, general);
+        }
+
+        #[test]
+        fn plain_fast_path_agrees_with_general_path(name in "[a-zA-Z0-9_:\\-]{1,40}") {
+            proptest::prop_assert_eq!(check_resource(&name).is_ok(), check_unicode(&name).is_ok(), "{:?}", name);
+            if is_plain(name.as_bytes()) {
+                proptest::prop_assert!(check_ascii(name.as_bytes()).is_ok());
+            }
         }
 
         #[test]
