@@ -246,10 +246,14 @@ permissions = [{ resource = "x:c", actions = ["read"] }]
         && started.elapsed() < std::time::Duration::from_secs(20)
     {
         engine
-            .swap(if swaps % 2 == 0 { b.clone() } else { a.clone() })
+            .swap(if swaps.is_multiple_of(2) {
+                b.clone()
+            } else {
+                a.clone()
+            })
             .unwrap();
         swaps += 1;
-        if swaps % 64 == 0 {
+        if swaps.is_multiple_of(64) {
             std::thread::yield_now();
         }
     }
