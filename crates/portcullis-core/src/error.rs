@@ -14,6 +14,8 @@ pub const NOT_AUTHENTICATED: &str = "Not authenticated";
 pub const PERMISSION_REQUIRED: &str = "Permission required";
 /// The message every client sees when a dependency of authentication is down.
 pub const SERVICE_UNAVAILABLE: &str = "Service unavailable";
+/// The message every client sees when it has failed too often.
+pub const TOO_MANY_REQUESTS: &str = "Too many requests";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -40,6 +42,8 @@ pub enum AuthErrorKind {
     /// Something authentication depends on (a JWKS endpoint, a database) is unreachable; the
     /// request is refused with 503, never allowed and never reported as a bad credential.
     DependencyUnavailable(Cow<'static, str>),
+    /// Too many failed attempts for this credential or client: 429 until the window ends.
+    TooManyAttempts,
 }
 
 impl fmt::Display for AuthErrorKind {
@@ -55,6 +59,7 @@ impl fmt::Display for AuthErrorKind {
             Self::NotYetValid => f.write_str("credential not yet valid"),
             Self::Revoked => f.write_str("credential revoked"),
             Self::DependencyUnavailable(what) => write!(f, "dependency unavailable: {what}"),
+            Self::TooManyAttempts => f.write_str("too many failed attempts"),
         }
     }
 }
@@ -161,6 +166,12 @@ impl AuthError {
         Self::new(AuthErrorKind::Revoked)
     }
 
+    /// Too many failed attempts; answered with 429.
+    #[must_use]
+    pub fn too_many_attempts() -> Self {
+        Self::new(AuthErrorKind::TooManyAttempts)
+    }
+
     /// A dependency is down; answered with 503.
     #[must_use]
     pub fn dependency_unavailable(what: impl Into<Cow<'static, str>>) -> Self {
@@ -196,20 +207,24 @@ impl AuthError {
         self.authenticator.as_deref()
     }
 
-    /// The HTTP status for the client: 503 when a dependency is down, 401 otherwise.
+    /// The HTTP status for the client: 503 when a dependency is down, 429 after too many
+    /// failures, 401 otherwise.
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self.kind {
             AuthErrorKind::DependencyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthErrorKind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
 
-    /// The generic message for the client: [`NOT_AUTHENTICATED`] or [`SERVICE_UNAVAILABLE`].
+    /// The generic message for the client: [`NOT_AUTHENTICATED`], [`SERVICE_UNAVAILABLE`] or
+    /// [`TOO_MANY_REQUESTS`].
     #[must_use]
     pub fn client_message(&self) -> &'static str {
         match self.kind {
             AuthErrorKind::DependencyUnavailable(_) => SERVICE_UNAVAILABLE,
+            AuthErrorKind::TooManyAttempts => TOO_MANY_REQUESTS,
             _ => NOT_AUTHENTICATED,
         }
     }
@@ -220,7 +235,9 @@ impl AuthError {
     #[must_use]
     pub fn bearer_error(&self) -> Option<BearerErrorCode> {
         match self.kind {
-            AuthErrorKind::MissingCredentials | AuthErrorKind::DependencyUnavailable(_) => None,
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::DependencyUnavailable(_)
+            | AuthErrorKind::TooManyAttempts => None,
             AuthErrorKind::MalformedCredentials(_) => Some(BearerErrorCode::InvalidRequest),
             _ => Some(BearerErrorCode::InvalidToken),
         }
@@ -349,6 +366,10 @@ mod tests {
         assert_eq!(down.client_message(), SERVICE_UNAVAILABLE);
         assert!(!down.needs_challenge());
         assert_eq!(AuthError::revoked().client_message(), NOT_AUTHENTICATED);
+        let throttled = AuthError::too_many_attempts();
+        assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(throttled.client_message(), TOO_MANY_REQUESTS);
+        assert!(!throttled.needs_challenge());
     }
 
     #[test]

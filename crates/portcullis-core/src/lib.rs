@@ -24,7 +24,7 @@ pub use credentials::{
 };
 pub use error::{
     AuthError, AuthErrorKind, BearerErrorCode, Challenge, ChallengeError, NOT_AUTHENTICATED,
-    PERMISSION_REQUIRED, SERVICE_UNAVAILABLE,
+    PERMISSION_REQUIRED, SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS,
 };
 pub use policy::{
     AccessRequest, Decision, DecisionReason, Effect, Grant, GrantSource, PolicyEngine,

@@ -249,6 +249,22 @@ impl PrincipalData {
 }
 
 fn dedup_in_order(values: &mut Vec<String>) {
+    // Roles and scopes are few: compare pairwise without allocating; hash past 16.
+    if values.len() <= 16 {
+        let mut i = 1;
+        while i < values.len() {
+            let duplicate = values
+                .get(..i)
+                .zip(values.get(i))
+                .is_some_and(|(before, v)| before.contains(v));
+            if duplicate {
+                values.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        return;
+    }
     let mut seen = std::collections::HashSet::with_capacity(values.len());
     values.retain(|v| seen.insert(v.clone()));
 }
@@ -585,6 +601,10 @@ mod tests {
         assert_eq!(p.roles(), ["b", "a"]);
         assert!(p.has_role("a"));
         assert!(!p.has_role("A"));
+        let many: Vec<String> = (0..40).map(|i| format!("r{}", i % 20)).collect();
+        let many = base().roles(many).build().unwrap();
+        assert_eq!(many.roles().len(), 20);
+        assert_eq!(many.roles()[19], "r19");
     }
 
     #[test]

@@ -9,3 +9,7 @@ pub use portcullis_core::*;
 /// Resource-pattern RBAC (feature `rbac`).
 #[cfg(feature = "rbac")]
 pub use portcullis_rbac as rbac;
+
+/// API keys hashed at rest (feature `apikey`).
+#[cfg(feature = "apikey")]
+pub use portcullis_apikey as apikey;

@@ -1,0 +1,49 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod authenticator;
+mod format;
+mod record;
+mod store;
+
+pub use authenticator::{
+    ApiKeyAuthenticator, ApiKeyAuthenticatorBuilder, ApiKeyStats, DEFAULT_MAX_KEY_LEN,
+};
+pub use format::{
+    CHECKSUM_LEN, FormatError, GeneratedKey, ID_LEN, KeyId, KeyPrefix, MAX_PREFIX_LEN, ParsedKey,
+    SECRET_BYTES, SECRET_LEN, assemble_key, generate_key, parse_key,
+};
+pub use record::{InvalidHash, KeyHash, KeyRecord, MIN_PEPPER_LEN, Pepper, Verifier, WeakPepper};
+pub use store::{FileOptions, JsonFileStore, KeyStore, MemoryStore, StoreError, parse_key_file};
+
+/// Generates a key for `owner` and the record to store for it. The key is shown once (hand
+/// `generated.key` to its owner); the record holds only `HMAC-SHA-256(pepper, secret)`.
+///
+/// # Errors
+/// [`FormatError::Random`] if the CSPRNG fails.
+pub fn issue_key(
+    prefix: &KeyPrefix,
+    pepper: &Pepper,
+    owner: impl Into<String>,
+) -> Result<(GeneratedKey, KeyRecord), FormatError> {
+    let generated = generate_key(prefix)?;
+    let hash = pepper.hash(generated.secret.expose());
+    let record = KeyRecord::new(generated.id.as_str(), owner, Verifier::HmacSha256(hash));
+    Ok((generated, record))
+}
+
+/// The AmateRS `key_hash` of a key: standard base64 of its SHA-256, as the AmateRS document's
+/// "Generating API key hash" step prints it (`echo -n "$KEY" | openssl dgst -sha256 -binary |
+/// base64`).
+///
+/// ```
+/// assert_eq!(
+///     portcullis_apikey::amaters_key_hash("my-secret-api-key"),
+///     "Ml7e3Ww7mYj2I8f5ZKu5sBa3aw+LNHTfD318I7lBOB8=",
+/// );
+/// ```
+#[must_use]
+pub fn amaters_key_hash(key: &str) -> String {
+    KeyHash::sha256(key).to_base64()
+}
