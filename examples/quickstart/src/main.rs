@@ -1,141 +1,75 @@
-//! Quick start: authenticate one HTTP request, ask the policy, and print the decision and the
-//! audit event that records it.
+//! Quick start: authenticate one HTTP request with an API key, ask the RBAC policy, and print
+//! the decision and the audit event that records it.
 //!
 //! ```text
-//! cargo run -p quickstart -- [TOKEN] [ACTION] [RESOURCE]
-//! cargo run -p quickstart -- demo-reader-token write collection:datasets
+//! cargo run -p quickstart -- [API_KEY] [ACTION] [RESOURCE]
+//! cargo run -p quickstart -- demo-scientist-key write collection:datasets
+//! cargo run -p quickstart -- demo-scientist-key read collection:payroll
 //! ```
+//!
+//! The keys (AmateRS `api_keys.json`) and roles (AmateRS `roles.toml`) are the files next to
+//! this program. The example server of the tower/axum issue grows out of this.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use portcullis::apikey::{ApiKeyAuthenticator, FileOptions, JsonFileStore, KeyPrefix, Pepper};
+use portcullis::rbac::RbacEngine;
 use portcullis::{
-    AccessRequest, AuditEvent, AuditEventType, AuditResult, AuthError, AuthMethod, AuthOutcome,
-    Authenticator, AuthenticatorChain, Challenge, Clock, CredentialExtractor, Credentials,
-    Decision, Grant, PolicyEngine, Principal, PrincipalKind, SecretString, SystemClock,
-    async_trait,
+    AccessRequest, AuditEvent, AuditEventType, AuditResult, AuthError, AuthenticatorChain, Clock,
+    CredentialExtractor, PolicyEngine, SystemClock,
 };
+use ring::rand::{SecureRandom, SystemRandom};
 
-/// Bearer tokens issued out of band, each bound to one principal. Every entry is compared in
-/// constant time, so the time taken does not reveal which token was close.
-#[derive(Debug)]
-struct TokenTable {
-    entries: Vec<(SecretString, &'static str, &'static str)>,
-    clock: Arc<dyn Clock>,
+fn here(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
 }
 
-#[async_trait]
-impl Authenticator for TokenTable {
-    fn name(&self) -> &str {
-        "token-table"
-    }
-
-    fn challenge(&self) -> Option<Challenge> {
-        Challenge::bearer("quickstart").ok()
-    }
-
-    async fn authenticate(&self, credentials: &Credentials) -> AuthOutcome {
-        let Some(token) = credentials.bearer() else {
-            return AuthOutcome::NotApplicable;
-        };
-        let mut found = None;
-        for (secret, subject, role) in &self.entries {
-            if secret.constant_time_eq(token.expose()) {
-                found = Some((*subject, *role));
-            }
-        }
-        let Some((subject, role)) = found else {
-            return AuthOutcome::Rejected(AuthError::invalid_credentials("unknown token"));
-        };
-        match Principal::builder(
-            subject,
-            PrincipalKind::User,
-            AuthMethod::Session,
-            self.clock.now(),
-        )
-        .role(role)
-        .build()
-        {
-            Ok(principal) => AuthOutcome::Authenticated(principal),
-            Err(e) => AuthOutcome::Rejected(
-                AuthError::invalid_credentials("invalid principal").with_source(e),
-            ),
+/// The pepper for Portcullis-format keys, from `PORTCULLIS_API_KEY_PEPPER` (at least 32
+/// bytes). The demo keys are AmateRS keys, which do not use it, so without the variable a
+/// random pepper is drawn for this run.
+fn pepper() -> Result<Pepper, String> {
+    match std::env::var("PORTCULLIS_API_KEY_PEPPER") {
+        Ok(value) => Pepper::new(value.as_bytes()).map_err(|e| e.to_string()),
+        Err(_) => {
+            let mut bytes = [0u8; 32];
+            SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| "the system random number generator failed".to_owned())?;
+            Pepper::new(&bytes).map_err(|e| e.to_string())
         }
     }
 }
 
-/// The AmateRS levels: `read` < `write` < `admin`, one level per role, on every resource.
-#[derive(Debug)]
-struct Levels {
-    grants: Vec<(Grant, u8)>,
-}
-
-fn level(action: &str) -> Option<u8> {
-    match action {
-        "read" => Some(1),
-        "write" => Some(2),
-        "admin" => Some(3),
-        _ => None,
-    }
-}
-
-impl PolicyEngine for Levels {
-    fn evaluate(&self, request: &AccessRequest<'_>) -> Decision {
-        let Some(wanted) = level(request.action()) else {
-            return Decision::invalid_request("unknown action");
-        };
-        self.grants
-            .iter()
-            .find(|(grant, granted)| {
-                request.principal().has_role(grant.role()) && *granted >= wanted
-            })
-            .map_or_else(Decision::no_match, |(grant, _)| {
-                Decision::allow(grant.clone())
-            })
-    }
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+async fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let token = args
-        .next()
-        .unwrap_or_else(|| "demo-reader-token".to_owned());
+    let key = args.next().unwrap_or_else(|| "demo-reader-key".to_owned());
     let action = args.next().unwrap_or_else(|| "read".to_owned());
     let resource = args
         .next()
         .unwrap_or_else(|| "collection:datasets".to_owned());
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let chain = AuthenticatorChain::new(vec![Arc::new(TokenTable {
-        entries: vec![
-            (SecretString::new("demo-reader-token"), "alice", "reader"),
-            (SecretString::new("demo-admin-token"), "root", "admin"),
-        ],
-        clock: clock.clone(),
-    })]);
-    let grant = |role: &str, rule: &str| {
-        Grant::new(Arc::from(role), Arc::from(Vec::new()), Arc::from(rule))
-    };
-    let policy = Levels {
-        grants: vec![
-            (grant("reader", "* read"), 1),
-            (grant("user", "* write"), 2),
-            (grant("admin", "* admin"), 3),
-        ],
-    };
+    let policy = RbacEngine::from_file(here("roles.toml"))
+        .map_err(|e| e.to_string())?
+        .with_clock(clock.clone());
+    let keys = JsonFileStore::open(here("api_keys.json"), FileOptions::default())
+        .map_err(|e| e.to_string())?;
+    let prefix = KeyPrefix::new("pc_live_").map_err(|e| e.to_string())?;
+    let api_keys = ApiKeyAuthenticator::builder(Arc::new(keys), pepper()?)
+        .prefix(prefix)
+        .accept_amaters_keys(true)
+        .clock(clock.clone())
+        .realm("quickstart")
+        .build();
+    let chain = AuthenticatorChain::new(vec![Arc::new(api_keys)]);
 
-    let request = match http::Request::get(format!("/{}", resource.replace(':', "/")))
-        .header("Authorization", format!("Bearer {token}"))
+    let request = http::Request::get(format!("/{}", resource.replace(':', "/")))
+        .header("X-API-Key", key)
         .header("User-Agent", "quickstart")
         .body(())
-    {
-        Ok(request) => request,
-        Err(e) => {
-            eprintln!("cannot build the request: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+        .map_err(|e| e.to_string())?;
     let (parts, ()) = request.into_parts();
 
     let (status, event) = match CredentialExtractor::new().extract(&parts) {
@@ -145,8 +79,10 @@ async fn main() -> ExitCode {
         }
         Ok(credentials) => match chain.authenticate(&credentials).await.into_result() {
             Err(error) => {
-                for challenge in chain.challenges() {
-                    println!("WWW-Authenticate: {}", challenge.render(Some(&error)));
+                if error.needs_challenge() {
+                    for challenge in chain.challenges() {
+                        println!("WWW-Authenticate: {}", challenge.render(Some(&error)));
+                    }
                 }
                 (error.status(), auth_failure(&error, clock.as_ref()))
             }
@@ -158,11 +94,14 @@ async fn main() -> ExitCode {
                 } else {
                     (http::StatusCode::FORBIDDEN, AuditResult::Denied)
                 };
-                let event = AuditEvent::new(AuditEventType::Authorization, result, clock.now())
+                let mut event = AuditEvent::new(AuditEventType::Authorization, result, clock.now())
                     .with_principal(&principal)
                     .with_action(action.as_str())
                     .with_resource(&resource)
                     .with_decision(&decision);
+                if let Some(id) = principal.attribute("api_key_id") {
+                    event = event.with_metadata("api_key_id", id.clone());
+                }
                 (status, event)
             }
         },
@@ -172,23 +111,29 @@ async fn main() -> ExitCode {
         parts.uri.path(),
         Some(status.as_u16()),
     );
-
     println!("status: {status}");
-    match event.to_json_line() {
-        Ok(line) => println!("audit: {line}"),
-        Err(e) => {
-            eprintln!("cannot serialize the audit event: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
+    let line = event.to_json_line().map_err(|e| e.to_string())?;
+    println!("audit: {line}");
+    Ok(())
 }
 
 fn auth_failure(error: &AuthError, clock: &dyn Clock) -> AuditEvent {
-    AuditEvent::new(
-        AuditEventType::Authentication,
-        AuditResult::Failure,
-        clock.now(),
-    )
-    .with_reason(error.to_string())
+    let result = if error.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+        AuditResult::Error
+    } else {
+        AuditResult::Failure
+    };
+    AuditEvent::new(AuditEventType::Authentication, result, clock.now())
+        .with_reason(error.to_string())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quickstart: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
