@@ -238,6 +238,31 @@ impl ApiKeyAuthenticator {
         })
     }
 
+    /// One store lookup, counted; a store failure becomes a 503, never a 401.
+    async fn lookup(
+        &self,
+        found: impl Future<Output = Result<Option<Arc<KeyRecord>>, StoreError>>,
+    ) -> Result<Option<Arc<KeyRecord>>, AuthError> {
+        self.stats.lookups.fetch_add(1, Ordering::Relaxed);
+        found
+            .await
+            .map_err(|e| AuthError::dependency_unavailable("api key store").with_source(e))
+    }
+
+    /// The hash to compare against (the record's, of the scheme `pick` accepts, or the dummy)
+    /// and whether it is real; counts the comparison the caller is about to make.
+    fn expected(
+        &self,
+        record: Option<&KeyRecord>,
+        pick: fn(Verifier) -> Option<KeyHash>,
+    ) -> (KeyHash, bool) {
+        self.stats.comparisons.fetch_add(1, Ordering::Relaxed);
+        match record.and_then(|r| pick(r.verifier)) {
+            Some(hash) => (hash, true),
+            None => (self.dummy, false),
+        }
+    }
+
     fn failure(&self, id: &str, now: OffsetDateTime, error: AuthError) -> AuthOutcome {
         self.limiter.failed(id, now);
         AuthOutcome::Rejected(error)
@@ -257,44 +282,28 @@ impl ApiKeyAuthenticator {
             if self.limiter.is_blocked(&id, now) {
                 return AuthOutcome::Rejected(AuthError::too_many_attempts());
             }
-            self.stats.lookups.fetch_add(1, Ordering::Relaxed);
-            let record = match self.store.find_by_id(&id).await {
+            let record = match self.lookup(self.store.find_by_id(&id)).await {
                 Ok(record) => record,
-                Err(e) => {
-                    return AuthOutcome::Rejected(
-                        AuthError::dependency_unavailable("api key store").with_source(e),
-                    );
-                }
+                Err(e) => return AuthOutcome::Rejected(e),
             };
             // Always one comparison: against the record's hash, or a dummy for unknown ids.
-            let expected = match record.as_deref().map(|r| r.verifier) {
-                Some(Verifier::HmacSha256(hash)) => hash,
-                _ => self.dummy,
-            };
-            self.stats.comparisons.fetch_add(1, Ordering::Relaxed);
-            let matches = self.pepper.verify(parsed.secret.expose(), &expected)
-                && matches!(
-                    record.as_deref().map(|r| r.verifier),
-                    Some(Verifier::HmacSha256(_))
-                );
+            let (expected, real) = self.expected(record.as_deref(), |v| match v {
+                Verifier::HmacSha256(hash) => Some(hash),
+                _ => None,
+            });
+            let matches = self.pepper.verify(parsed.secret.expose(), &expected) && real;
             (record, id, matches)
         } else if self.amaters_keys {
             let hash = KeyHash::sha256(key);
-            self.stats.lookups.fetch_add(1, Ordering::Relaxed);
-            let record = match self.store.find_by_hash(&hash).await {
+            let record = match self.lookup(self.store.find_by_hash(&hash)).await {
                 Ok(record) => record,
-                Err(e) => {
-                    return AuthOutcome::Rejected(
-                        AuthError::dependency_unavailable("api key store").with_source(e),
-                    );
-                }
+                Err(e) => return AuthOutcome::Rejected(e),
             };
-            let expected = match record.as_deref().map(|r| r.verifier) {
-                Some(Verifier::Sha256(stored)) => stored,
-                _ => self.dummy,
-            };
-            self.stats.comparisons.fetch_add(1, Ordering::Relaxed);
-            let matches = hash.ct_eq(&expected) && record.is_some();
+            let (expected, real) = self.expected(record.as_deref(), |v| match v {
+                Verifier::Sha256(hash) => Some(hash),
+                _ => None,
+            });
+            let matches = hash.ct_eq(&expected) && real;
             let id = record.as_deref().map_or_else(String::new, |r| r.id.clone());
             if !id.is_empty() && self.limiter.is_blocked(&id, now) {
                 return AuthOutcome::Rejected(AuthError::too_many_attempts());

@@ -392,18 +392,25 @@ fn hygiene_malformed_keys_are_rejected_without_lookup() {
 
 // --- Transport and logging -------------------------------------------------------------
 
+/// Sends a request to `uri` with `headers` through the credential extractor and `auth`.
+fn through_http(auth: &ApiKeyAuthenticator, uri: &str, headers: &[(&str, String)]) -> AuthOutcome {
+    let mut builder = http::Request::get(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    let credentials = CredentialExtractor::new()
+        .extract(&builder.body(()).unwrap().into_parts().0)
+        .unwrap();
+    block_on(auth.authenticate(&credentials))
+}
+
 #[test]
 fn transport_key_in_the_url_is_ignored() {
     let (key, record) = issue("svc");
     let s = setup(vec![record], live());
-    let request = http::Request::get(format!("/collections/a?api_key={}", key.key.expose()))
-        .body(())
-        .unwrap();
-    let credentials = CredentialExtractor::new()
-        .extract(&request.into_parts().0)
-        .unwrap();
+    let uri = format!("/collections/a?api_key={}", key.key.expose());
     assert!(matches!(
-        block_on(s.auth.authenticate(&credentials)),
+        through_http(&s.auth, &uri, &[]),
         AuthOutcome::NotApplicable
     ));
 }
@@ -412,30 +419,17 @@ fn transport_key_in_the_url_is_ignored() {
 fn transport_bearer_with_our_prefix_and_header_name_are_recognised() {
     let (key, record) = issue("svc");
     let s = setup(vec![record], live());
-    for (name, value) in [
+    for header in [
         ("x-api-key", key.key.expose().to_owned()),
         ("authorization", format!("ApiKey {}", key.key.expose())),
         ("authorization", format!("Bearer {}", key.key.expose())),
     ] {
-        let request = http::Request::get("/")
-            .header(name, value)
-            .body(())
-            .unwrap();
-        let credentials = CredentialExtractor::new()
-            .extract(&request.into_parts().0)
-            .unwrap();
-        principal(block_on(s.auth.authenticate(&credentials)));
+        principal(through_http(&s.auth, "/", &[header]));
     }
     // A JWT bearer is not ours.
-    let request = http::Request::get("/")
-        .header("authorization", "Bearer eyJ.eyJ.sig")
-        .body(())
-        .unwrap();
-    let credentials = CredentialExtractor::new()
-        .extract(&request.into_parts().0)
-        .unwrap();
+    let jwt = ("authorization", "Bearer eyJ.eyJ.sig".to_owned());
     assert!(matches!(
-        block_on(s.auth.authenticate(&credentials)),
+        through_http(&s.auth, "/", &[jwt]),
         AuthOutcome::NotApplicable
     ));
 }
