@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a PostgreSQL server and a Redis server are running on 127.0.0.1 for the tests,
-# installing them from Debian packages when missing and starting them when stopped. Creates a
-# `portcullis` role and a `portcullis_test` database. Idempotent: run it as often as you like.
+# installing them from Debian packages when missing and starting them when stopped, and that
+# the command-line peers the tests use (jq, openssl) are installed. Creates a `portcullis`
+# role and a `portcullis_test` database. Idempotent: run it as often as you like.
 #
 # Prints, on standard output and nothing else, the variables to use:
 #   eval "$(scripts/services.sh)"
@@ -35,6 +36,15 @@ apt_install() {
 }
 
 as_postgres() { $SUDO -u postgres "$@" 2>/dev/null || runuser -u postgres -- "$@"; }
+
+# --- Command-line peers the tests use -----------------------------------------------------
+# jq (the AmateRS audit queries) and openssl (the AmateRS API-key hash recipe).
+missing=()
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_install "${missing[@]}"
+fi
 
 # --- PostgreSQL -------------------------------------------------------------------------
 if ! command -v pg_lsclusters >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then

@@ -379,11 +379,14 @@ fn hygiene_malformed_keys_are_rejected_without_lookup() {
         format!(" {k}"),
         format!("{k}\0"),
         k.replacen('c', "\u{441}", 1), // Cyrillic es in the prefix: a Unicode confusable
-        upper,                   // case-changed
+        upper,                         // case-changed
         "x".repeat(10_000),
         format!("{k}{k}"),
     ];
-    assert!(cases[5].contains('\u{441}'), "the confusable case must differ from the key");
+    assert!(
+        cases[5].contains('\u{441}'),
+        "the confusable case must differ from the key"
+    );
     for case in &cases {
         let outcome = run(&s.auth, case);
         assert!(matches!(outcome, AuthOutcome::Rejected(_)), "{case:?}");

@@ -292,6 +292,14 @@ pub struct AuditEvent {
     /// fingerprints instead).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    /// Tamper evidence: the hash of the previous event of the same trail (hex SHA-256), set by
+    /// a chaining sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// Tamper evidence: the hash of this event (hex SHA-256 of its canonical serialization
+    /// without this field), set by a chaining sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl AuditEvent {
@@ -316,6 +324,8 @@ impl AuditEvent {
             user_agent: None,
             latency_us: None,
             metadata: Map::new(),
+            prev_hash: None,
+            hash: None,
         }
     }
 

@@ -13,3 +13,7 @@ pub use portcullis_rbac as rbac;
 /// API keys hashed at rest (feature `apikey`).
 #[cfg(feature = "apikey")]
 pub use portcullis_apikey as apikey;
+
+/// The audit trail (feature `audit`).
+#[cfg(feature = "audit")]
+pub use portcullis_audit as audit;

@@ -1,0 +1,289 @@
+//! [`BufferedSink`]: a bounded queue drained by a writer thread in batches, so a request never
+//! waits on the disk, with an explicit policy for a full queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_core::{
+    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, OffsetDateTime,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::file::BatchWriter;
+
+/// What happens when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// The producer waits until there is room (back-pressure). Nothing is dropped. The default.
+    #[default]
+    Block,
+    /// The producer gets [`AuditError::Refused`] at once, and must refuse the request: for
+    /// deployments where an unaudited action must not happen.
+    FailClosed,
+    /// Opt-in: the event is dropped and counted; when the queue next drains, a
+    /// `security_violation` event reports how many were lost.
+    DropAndCount,
+}
+
+/// Settings of a [`BufferedSink`].
+#[derive(Debug, Clone, Copy)]
+pub struct BufferConfig {
+    /// Events the queue holds.
+    pub capacity: usize,
+    /// Most events written in one batch.
+    pub max_batch: usize,
+    /// The overflow policy.
+    pub overflow: Overflow,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 65_536,
+            max_batch: 4_096,
+            overflow: Overflow::Block,
+        }
+    }
+}
+
+#[expect(
+    clippy::large_enum_variant,
+    reason = "events are nearly every message; boxing them would add an allocation per event"
+)]
+enum Message {
+    Event(AuditEvent),
+    Flush(oneshot::Sender<Result<(), String>>),
+    Shutdown(oneshot::Sender<Result<(), String>>),
+}
+
+/// Counters of a buffered sink.
+#[derive(Debug, Default)]
+pub struct BufferStats {
+    /// Events written.
+    pub written: AtomicU64,
+    /// Events dropped under [`Overflow::DropAndCount`] (total).
+    pub dropped: AtomicU64,
+    /// Events refused under [`Overflow::FailClosed`] (total).
+    pub refused: AtomicU64,
+    /// Failed write attempts (each retried).
+    pub write_errors: AtomicU64,
+}
+
+/// A bounded queue in front of a [`BatchWriter`] (such as a [`JsonlFile`](crate::JsonlFile)),
+/// drained by a dedicated thread in batches.
+///
+/// `record` returns once the event is queued; `flush` returns once everything queued before
+/// it is written and synced; `shutdown` does the same and stops the writer. A failed write is
+/// retried (the queue then fills, and the overflow policy applies) rather than dropped.
+#[derive(Debug)]
+pub struct BufferedSink {
+    sender: mpsc::Sender<Message>,
+    overflow: Overflow,
+    closed: AtomicBool,
+    pending_drops: Arc<AtomicU64>,
+    stats: Arc<BufferStats>,
+}
+
+impl BufferedSink {
+    /// Starts the writer thread.
+    ///
+    /// # Errors
+    /// When the thread cannot be started.
+    pub fn new<W: BatchWriter>(writer: W, config: BufferConfig) -> Result<Self, AuditError> {
+        let (sender, receiver) = mpsc::channel(config.capacity.max(1));
+        let pending_drops = Arc::new(AtomicU64::new(0));
+        let stats = Arc::new(BufferStats::default());
+        let worker = Worker {
+            writer,
+            receiver,
+            max_batch: config.max_batch.max(1),
+            pending_drops: pending_drops.clone(),
+            stats: stats.clone(),
+        };
+        std::thread::Builder::new()
+            .name("portcullis-audit-writer".into())
+            .spawn(move || worker.run())
+            .map_err(AuditError::Io)?;
+        Ok(Self {
+            sender,
+            overflow: config.overflow,
+            closed: AtomicBool::new(false),
+            pending_drops,
+            stats,
+        })
+    }
+
+    /// The counters.
+    #[must_use]
+    pub fn stats(&self) -> &BufferStats {
+        &self.stats
+    }
+
+    /// Writes and syncs everything queued, then stops the writer. Later `record`s fail with
+    /// [`AuditError::Closed`].
+    ///
+    /// # Errors
+    /// When the final write or sync fails.
+    pub async fn shutdown(&self) -> Result<(), AuditError> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.sender
+            .send(Message::Shutdown(tx))
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        rx.await
+            .map_err(|_| AuditError::Closed)?
+            .map_err(|message| AuditError::Backend {
+                message,
+                source: None,
+            })
+    }
+}
+
+#[async_trait]
+impl AuditSink for BufferedSink {
+    async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(AuditError::Closed);
+        }
+        let message = Message::Event(event);
+        match self.overflow {
+            Overflow::Block => self
+                .sender
+                .send(message)
+                .await
+                .map_err(|_| AuditError::Closed),
+            Overflow::FailClosed => match self.sender.try_send(message) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    Err(AuditError::Refused("the audit queue is full".into()))
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(AuditError::Closed),
+            },
+            Overflow::DropAndCount => match self.sender.try_send(message) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.pending_drops.fetch_add(1, Ordering::AcqRel);
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(AuditError::Closed),
+            },
+        }
+    }
+
+    async fn flush(&self) -> Result<(), AuditError> {
+        let (tx, rx) = oneshot::channel();
+        self.sender
+            .send(Message::Flush(tx))
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        rx.await
+            .map_err(|_| AuditError::Closed)?
+            .map_err(|message| AuditError::Backend {
+                message,
+                source: None,
+            })
+    }
+}
+
+struct Worker<W> {
+    writer: W,
+    receiver: mpsc::Receiver<Message>,
+    max_batch: usize,
+    pending_drops: Arc<AtomicU64>,
+    stats: Arc<BufferStats>,
+}
+
+impl<W: BatchWriter> Worker<W> {
+    fn run(mut self) {
+        let mut batch: Vec<AuditEvent> = Vec::with_capacity(self.max_batch);
+        loop {
+            let Some(first) = self.receiver.blocking_recv() else {
+                // Every sender is gone: write what is left and stop.
+                self.write_until_done(&mut batch);
+                let _ = self.writer.sync();
+                return;
+            };
+            let mut waiting: Vec<(oneshot::Sender<Result<(), String>>, bool)> = Vec::new();
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Event(event) => batch.push(event),
+                    Message::Flush(reply) => waiting.push((reply, false)),
+                    Message::Shutdown(reply) => waiting.push((reply, true)),
+                }
+                // A flush or shutdown marker ends the batch so that it covers exactly what was
+                // queued before it.
+                if !waiting.is_empty() || batch.len() >= self.max_batch {
+                    break;
+                }
+                next = self.receiver.try_recv().ok();
+            }
+            self.write_until_done(&mut batch);
+            if self.receiver.is_empty() {
+                self.report_drops();
+            }
+            let mut stop = false;
+            if !waiting.is_empty() {
+                let synced = self.writer.sync().map_err(|e| e.to_string());
+                for (reply, shutdown) in waiting {
+                    stop |= shutdown;
+                    let _ = reply.send(synced.clone());
+                }
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Writes the batch, retrying with back-off until it succeeds: nothing accepted is
+    /// dropped. Meanwhile the queue fills and the overflow policy applies to producers.
+    fn write_until_done(&mut self, batch: &mut Vec<AuditEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(10);
+        loop {
+            let count = batch.len() as u64;
+            match self.writer.write_batch(batch) {
+                Ok(()) => {
+                    self.stats.written.fetch_add(count, Ordering::Relaxed);
+                    batch.clear();
+                    return;
+                }
+                Err(_) => {
+                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self.pending_drops.swap(0, Ordering::AcqRel);
+        if dropped == 0 {
+            return;
+        }
+        let event = AuditEvent::new(
+            AuditEventType::SecurityViolation,
+            AuditResult::Failure,
+            OffsetDateTime::now_utc(),
+        )
+        .with_action("AUDIT_EVENTS_DROPPED")
+        .with_reason(format!(
+            "{dropped} audit events were dropped because the audit queue was full"
+        ))
+        .with_metadata("dropped", dropped);
+        let mut batch = vec![event];
+        self.write_until_done(&mut batch);
+    }
+}

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod buffered;
+mod chain;
+mod file;
+mod reader;
+mod redact;
+mod sinks;
+
+pub use buffered::{BufferConfig, BufferStats, BufferedSink, Overflow};
+pub use chain::{Chain, GENESIS, Tampering, canonical, sha256_hex, verify_lines};
+pub use file::{
+    BatchWriter, Durability, FileSinkConfig, JsonlFile, JsonlFileSink, Rotation, rotated_path,
+};
+pub use reader::{AuditFilter, AuditReader, VerifyError};
+pub use redact::{REDACTED, Redactor};
+pub use sinks::{FanoutSink, MemorySink, TracingSink};
