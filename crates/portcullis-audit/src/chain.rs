@@ -70,11 +70,29 @@ impl Chain {
     /// # Errors
     /// When the event cannot be serialized.
     pub fn link(&mut self, event: &mut AuditEvent) -> Result<(), serde_json::Error> {
+        self.link_line(event).map(drop)
+    }
+
+    /// Like [`Chain::link`], and returns the event's JSON line (without the newline) from the
+    /// same serialization: `hash` is the last field of the schema, so the line is the
+    /// canonical form with `"hash"` appended.
+    ///
+    /// # Errors
+    /// When the event cannot be serialized.
+    pub fn link_line(&mut self, event: &mut AuditEvent) -> Result<String, serde_json::Error> {
         event.prev_hash = Some(self.last.clone());
-        let hash = sha256_hex(canonical(event)?.as_bytes());
+        event.hash = None;
+        let mut line = serde_json::to_string(&*event)?;
+        let hash = sha256_hex(line.as_bytes());
+        if line.ends_with('}') {
+            line.pop();
+            line.push_str(",\"hash\":\"");
+            line.push_str(&hash);
+            line.push_str("\"}");
+        }
         event.hash = Some(hash.clone());
         self.last = hash;
-        Ok(())
+        Ok(line)
     }
 }
 

@@ -276,10 +276,10 @@ impl JsonlFile {
         let mut lines: Vec<String> = Vec::with_capacity(events.len());
         for event in events.iter_mut() {
             self.config.redactor.redact(event);
-            if let Some(chain) = &mut self.chain {
-                chain.link(event)?;
-            }
-            let mut line = serde_json::to_string(&*event)?;
+            let mut line = match &mut self.chain {
+                Some(chain) => chain.link_line(event)?,
+                None => serde_json::to_string(&*event)?,
+            };
             line.push('\n');
             lines.push(line);
         }

@@ -145,10 +145,9 @@ impl Redactor {
     }
 
     fn needs_scrub(&self, text: &str) -> bool {
-        let lower = text.to_ascii_lowercase();
-        lower.contains("bearer ")
-            || lower.contains("basic ")
-            || lower.contains("apikey ")
+        contains_ignore_case(text, "bearer ")
+            || contains_ignore_case(text, "basic ")
+            || contains_ignore_case(text, "apikey ")
             || text.contains("eyJ")
             || self
                 .api_key_prefixes
@@ -179,6 +178,13 @@ impl Redactor {
                 .any(|p| token.contains(p.as_str()));
         out.push_str(if secret { REDACTED } else { token });
     }
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn looks_like_jwt(text: &str) -> bool {

@@ -35,7 +35,7 @@ impl EventId {
     #[must_use]
     pub fn new_v4() -> Self {
         let mut bytes = [0u8; 16];
-        if SystemRandom::new().fill(&mut bytes).is_err() {
+        if !random_bytes(&mut bytes) {
             static COUNTER: AtomicU64 = AtomicU64::new(0);
             let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
             let count = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -79,6 +79,42 @@ impl EventId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Fills `out` from a per-thread pool refilled 4 KiB at a time from the system CSPRNG, so an
+/// event id costs no system call. Returns `false` if the CSPRNG fails.
+fn random_bytes(out: &mut [u8; 16]) -> bool {
+    use std::cell::RefCell;
+    const POOL: usize = 4096;
+    thread_local! {
+        static RANDOM: RefCell<(Box<[u8; POOL]>, usize)> = RefCell::new((Box::new([0u8; POOL]), POOL));
+    }
+    RANDOM
+        .try_with(|cell| {
+            let Ok(mut pool) = cell.try_borrow_mut() else {
+                return SystemRandom::new().fill(out).is_ok();
+            };
+            let (bytes, used) = &mut *pool;
+            if *used + out.len() > POOL {
+                if SystemRandom::new().fill(&mut bytes[..]).is_err() {
+                    return false;
+                }
+                *used = 0;
+            }
+            match bytes.get(*used..*used + out.len()) {
+                Some(chunk) => {
+                    out.copy_from_slice(chunk);
+                    // Never hand out the same bytes twice.
+                    if let Some(spent) = bytes.get_mut(*used..*used + out.len()) {
+                        spent.fill(0);
+                    }
+                    *used += out.len();
+                    true
+                }
+                None => false,
+            }
+        })
+        .unwrap_or_else(|_| SystemRandom::new().fill(out).is_ok())
 }
 
 fn hex_digit(nibble: u8) -> char {
