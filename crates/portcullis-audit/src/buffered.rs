@@ -131,9 +131,18 @@ impl BufferedSink {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.round_trip(Message::Shutdown).await
+    }
+
+    /// Sends a marker to the writer and waits for its answer, given once everything queued
+    /// before the marker is written and synced.
+    async fn round_trip(
+        &self,
+        marker: fn(oneshot::Sender<Result<(), String>>) -> Message,
+    ) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
         self.sender
-            .send(Message::Shutdown(tx))
+            .send(marker(tx))
             .await
             .map_err(|_| AuditError::Closed)?;
         rx.await
@@ -179,17 +188,7 @@ impl AuditSink for BufferedSink {
     }
 
     async fn flush(&self) -> Result<(), AuditError> {
-        let (tx, rx) = oneshot::channel();
-        self.sender
-            .send(Message::Flush(tx))
-            .await
-            .map_err(|_| AuditError::Closed)?;
-        rx.await
-            .map_err(|_| AuditError::Closed)?
-            .map_err(|message| AuditError::Backend {
-                message,
-                source: None,
-            })
+        self.round_trip(Message::Flush).await
     }
 }
 
