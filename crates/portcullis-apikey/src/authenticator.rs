@@ -264,7 +264,10 @@ impl ApiKeyAuthenticator {
     }
 
     fn failure(&self, id: &str, now: OffsetDateTime, error: AuthError) -> AuthOutcome {
-        self.limiter.failed(id, now);
+        // An unknown AmateRS key has no id to count failures against.
+        if !id.is_empty() {
+            self.limiter.failed(id, now);
+        }
         AuthOutcome::Rejected(error)
     }
 
@@ -278,7 +281,7 @@ impl ApiKeyAuthenticator {
                 }
                 Err(_) => return self.offline_reject("malformed api key"),
             };
-            let id = parsed.id.as_str().to_owned();
+            let id = String::from(parsed.id);
             if self.limiter.is_blocked(&id, now) {
                 return AuthOutcome::Rejected(AuthError::too_many_attempts());
             }

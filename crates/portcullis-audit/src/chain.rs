@@ -137,8 +137,8 @@ pub enum Tampering {
 ///
 /// # Errors
 /// The first [`Tampering`] found.
-pub fn verify_lines<'a>(
-    lines: impl IntoIterator<Item = &'a str>,
+pub fn verify_lines<S: AsRef<str>>(
+    lines: impl IntoIterator<Item = S>,
     start: &str,
     expected_head: Option<&str>,
 ) -> Result<(usize, String), Tampering> {
@@ -146,6 +146,7 @@ pub fn verify_lines<'a>(
     let mut count = 0usize;
     for (i, line) in lines.into_iter().enumerate() {
         let line_no = i + 1;
+        let line = line.as_ref();
         let event: AuditEvent =
             serde_json::from_str(line).map_err(|_| Tampering::Unparseable { line: line_no })?;
         let (Some(prev), Some(hash)) = (event.prev_hash.as_deref(), event.hash.as_deref()) else {

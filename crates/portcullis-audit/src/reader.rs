@@ -79,7 +79,7 @@ impl AuditReader {
         rotated
     }
 
-    fn lines(path: &Path) -> Result<impl Iterator<Item = std::io::Result<String>>, AuditError> {
+    fn lines(path: &Path) -> Result<std::io::Lines<BufReader<File>>, AuditError> {
         Ok(BufReader::new(File::open(path)?).lines())
     }
 
@@ -125,21 +125,45 @@ impl AuditReader {
     /// [`VerifyError::Tampered`] with the first bad line (numbered across files, oldest first),
     /// or [`VerifyError::Io`].
     pub fn verify(&self, expected_head: Option<&str>) -> Result<(usize, String), VerifyError> {
-        let mut all = Vec::new();
-        for path in self.files() {
-            for line in Self::lines(&path).map_err(|e| VerifyError::Io(e.to_string()))? {
-                all.push(line.map_err(|e| VerifyError::Io(e.to_string()))?);
-            }
-        }
+        // Lines are streamed file by file, oldest first; a read error stops the walk and is
+        // reported after it.
+        let read_error: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
+        let note = |e: String| {
+            read_error.borrow_mut().get_or_insert(e);
+        };
+        let mut lines = self
+            .files()
+            .into_iter()
+            .map(|path| Self::lines(&path))
+            .filter_map(|opened| match opened {
+                Ok(lines) => Some(lines),
+                Err(e) => {
+                    note(e.to_string());
+                    None
+                }
+            })
+            .flatten()
+            .map_while(|line| match line {
+                Ok(line) => Some(line),
+                Err(e) => {
+                    note(e.to_string());
+                    None
+                }
+            })
+            .peekable();
         // Rotation may have deleted the oldest files: start from the first line's own
         // `prev_hash` when it is not the genesis.
-        let start = all
-            .first()
+        let start = lines
+            .peek()
             .and_then(|l| serde_json::from_str::<AuditEvent>(l).ok())
             .and_then(|e| e.prev_hash)
             .unwrap_or_else(|| GENESIS.to_owned());
-        verify_lines(all.iter().map(String::as_str), &start, expected_head)
-            .map_err(VerifyError::Tampered)
+        let verified = verify_lines(&mut lines, &start, expected_head);
+        drop(lines);
+        if let Some(e) = read_error.into_inner() {
+            return Err(VerifyError::Io(e));
+        }
+        verified.map_err(VerifyError::Tampered)
     }
 }
 

@@ -9,21 +9,12 @@
     reason = "test helpers outside #[test] functions: a failed assertion is the point"
 )]
 
+mod common;
+use common::principal;
+
 use portcullis_core::{AccessRequest, AuthMethod, PolicyEngine, Principal, PrincipalKind};
 use portcullis_rbac::{AETHERA_PERMISSIONS, Policy, RbacEngine};
 use time::OffsetDateTime;
-
-fn principal(roles: &[&str]) -> Principal {
-    Principal::builder(
-        "u",
-        PrincipalKind::User,
-        AuthMethod::Jwt,
-        OffsetDateTime::UNIX_EPOCH,
-    )
-    .roles(roles.iter().copied())
-    .build()
-    .unwrap()
-}
 
 fn allowed(engine: &RbacEngine, role: &str, action: &str, resource: &str) -> bool {
     engine

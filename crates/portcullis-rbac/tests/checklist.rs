@@ -9,23 +9,11 @@
     reason = "test helpers outside #[test] functions: a failed assertion is the point"
 )]
 
-use portcullis_core::{
-    AccessRequest, AuthMethod, Decision, DecisionReason, PolicyEngine, Principal, PrincipalKind,
-};
-use portcullis_rbac::{Policy, RbacEngine};
-use time::OffsetDateTime;
+mod common;
+use common::principal;
 
-fn principal(roles: &[&str]) -> Principal {
-    Principal::builder(
-        "p",
-        PrincipalKind::User,
-        AuthMethod::Jwt,
-        OffsetDateTime::UNIX_EPOCH,
-    )
-    .roles(roles.iter().copied())
-    .build()
-    .unwrap()
-}
+use portcullis_core::{AccessRequest, Decision, DecisionReason, PolicyEngine};
+use portcullis_rbac::{Policy, RbacEngine};
 
 fn decide(engine: &RbacEngine, roles: &[&str], action: &str, resource: &str) -> Decision {
     engine.evaluate(&AccessRequest::new(&principal(roles), action, resource))

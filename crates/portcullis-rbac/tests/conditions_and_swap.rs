@@ -8,32 +8,15 @@
     reason = "test helpers outside #[test] functions: a failed assertion is the point"
 )]
 
+mod common;
+use common::principal_in as principal;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use portcullis_core::{
-    AccessRequest, AuthMethod, DecisionReason, ManualClock, PolicyEngine, Principal, PrincipalKind,
-    RequestContext,
-};
+use portcullis_core::{AccessRequest, DecisionReason, ManualClock, PolicyEngine, RequestContext};
 use portcullis_rbac::{Policy, RbacEngine, SqlPlaceholders};
-use time::OffsetDateTime;
 use time::macros::datetime;
-
-fn principal(roles: &[&str], tenant: Option<&str>) -> Principal {
-    let b = Principal::builder(
-        "p",
-        PrincipalKind::User,
-        AuthMethod::Jwt,
-        OffsetDateTime::UNIX_EPOCH,
-    )
-    .roles(roles.iter().copied());
-    match tenant {
-        Some(t) => b.tenant(t),
-        None => b,
-    }
-    .build()
-    .unwrap()
-}
 
 const CONDITIONED: &str = r#"
 builtins = "none"
