@@ -82,6 +82,14 @@ impl PartialEq for SecretString {
 
 impl Eq for SecretString {}
 
+/// Reads a secret from configuration (a JSON or TOML string). There is deliberately no
+/// `Serialize`: secrets are not written back out by accident.
+impl<'de> serde::Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
+    }
+}
+
 /// Compares two byte strings in time that depends only on their lengths, never on where they
 /// differ. Different lengths compare unequal (lengths are not treated as secret).
 ///

@@ -1,0 +1,477 @@
+//! Claim validation (fail closed) and the mapping from claims to a [`Principal`].
+
+use std::time::Duration;
+
+use portcullis_core::{AuthMethod, Principal, PrincipalKind};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::error::JwtError;
+use crate::json::StrictObject;
+
+/// The largest leeway a validator accepts (clock skew, not a grace period).
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The latest NumericDate accepted: 9999-12-31T23:59:59Z.
+const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// Which `typ` header values a validator accepts (RFC 8725 §3.11, RFC 9068 §2.1).
+///
+/// Comparison ignores ASCII case and an `application/` prefix (RFC 7515 §4.1.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypPolicy {
+    accepted: Vec<String>,
+    allow_missing: bool,
+}
+
+impl TypPolicy {
+    /// Only RFC 9068 access tokens: `typ` must be `at+jwt`. An ID token (`JWT`) or any other
+    /// kind of token is refused.
+    #[must_use]
+    pub fn access_token() -> Self {
+        Self {
+            accepted: vec!["at+jwt".into()],
+            allow_missing: false,
+        }
+    }
+
+    /// Tokens typed `JWT`, `at+jwt` or untyped: what most issuers (and the AmateRS and Aethera
+    /// services, which use PyJWT defaults) produce. Other types (`refresh+jwt`,
+    /// `logout+jwt`, `secevent+jwt`, ...) are refused.
+    #[must_use]
+    pub fn jwt() -> Self {
+        Self {
+            accepted: vec!["jwt".into(), "at+jwt".into()],
+            allow_missing: true,
+        }
+    }
+
+    /// Exactly these types (case-insensitive); `allow_missing` accepts an untyped token too.
+    #[must_use]
+    pub fn one_of<I: IntoIterator<Item = S>, S: Into<String>>(
+        types: I,
+        allow_missing: bool,
+    ) -> Self {
+        Self {
+            accepted: types
+                .into_iter()
+                .map(|t| normalize_typ(&t.into()))
+                .collect(),
+            allow_missing,
+        }
+    }
+
+    pub(crate) fn check(&self, typ: Option<&str>) -> Result<(), JwtError> {
+        match typ {
+            None if self.allow_missing => Ok(()),
+            None => Err(JwtError::WrongType),
+            Some(typ) => {
+                let typ = normalize_typ(typ);
+                if self.accepted.contains(&typ) {
+                    Ok(())
+                } else {
+                    Err(JwtError::WrongType)
+                }
+            }
+        }
+    }
+}
+
+impl Default for TypPolicy {
+    fn default() -> Self {
+        Self::jwt()
+    }
+}
+
+fn normalize_typ(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
+    }
+}
+
+/// The time-based and audience checks applied to every token of an issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    pub(crate) audiences: Vec<String>,
+    pub(crate) leeway_secs: i64,
+    pub(crate) max_age_secs: Option<i64>,
+    pub(crate) max_lifetime_secs: Option<i64>,
+    pub(crate) typ: TypPolicy,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Self {
+            audiences: Vec::new(),
+            leeway_secs: 30,
+            max_age_secs: None,
+            max_lifetime_secs: None,
+            typ: TypPolicy::default(),
+        }
+    }
+}
+
+impl Validation {
+    /// Requires `aud` to name one of these audiences (exact, case-sensitive). With no audience
+    /// configured, `aud` is not checked.
+    #[must_use]
+    pub fn audiences<I: IntoIterator<Item = S>, S: Into<String>>(mut self, audiences: I) -> Self {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s, at most [`MAX_LEEWAY`]).
+    pub fn leeway(mut self, leeway: Duration) -> Result<Self, crate::ConfigError> {
+        if leeway > MAX_LEEWAY {
+            return Err(crate::ConfigError::Invalid(format!(
+                "leeway {}s exceeds the maximum of {}s",
+                leeway.as_secs(),
+                MAX_LEEWAY.as_secs()
+            )));
+        }
+        self.leeway_secs = i64::try_from(leeway.as_secs()).unwrap_or(0);
+        Ok(self)
+    }
+
+    /// Refuses tokens whose `iat` is older than this (and makes `iat` required).
+    #[must_use]
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age_secs = Some(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// Refuses tokens whose lifetime (`exp - iat`) is longer than this.
+    #[must_use]
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime_secs = Some(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// Which `typ` values are accepted (default [`TypPolicy::jwt`]).
+    #[must_use]
+    pub fn typ(mut self, typ: TypPolicy) -> Self {
+        self.typ = typ;
+        self
+    }
+
+    /// Checks the registered claims at `now` (Unix seconds). Returns `exp`.
+    pub(crate) fn check(&self, claims: &StrictObject, now: i64) -> Result<i64, JwtError> {
+        let leeway = self.leeway_secs;
+        // RFC 7519 §4.1.4: reject "on or after" exp; fractional values round toward the
+        // stricter outcome (exp down, nbf and iat up).
+        let exp = match claims.get("exp") {
+            None => return Err(JwtError::MissingClaim("exp")),
+            Some(v) => numeric_date(v, "exp", Rounding::Down)?,
+        };
+        if now >= exp.saturating_add(leeway) {
+            return Err(JwtError::Expired);
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            let nbf = numeric_date(nbf, "nbf", Rounding::Up)?;
+            if nbf > now.saturating_add(leeway) {
+                return Err(JwtError::NotYetValid);
+            }
+        }
+        let iat = match claims.get("iat") {
+            Some(iat) => Some(numeric_date(iat, "iat", Rounding::Up)?),
+            None if self.max_age_secs.is_some() => return Err(JwtError::MissingClaim("iat")),
+            None => None,
+        };
+        if let Some(iat) = iat {
+            if iat > now.saturating_add(leeway) {
+                return Err(JwtError::IssuedInFuture);
+            }
+            if let Some(max_age) = self.max_age_secs
+                && now.saturating_sub(iat) > max_age.saturating_add(leeway)
+            {
+                return Err(JwtError::TooOld);
+            }
+            if let Some(max_lifetime) = self.max_lifetime_secs
+                && exp.saturating_sub(iat) > max_lifetime
+            {
+                return Err(JwtError::TooOld);
+            }
+        }
+        if !self.audiences.is_empty() {
+            self.check_audience(claims.get("aud"))?;
+        }
+        Ok(exp)
+    }
+
+    fn check_audience(&self, aud: Option<&Value>) -> Result<(), JwtError> {
+        let accepted = |a: &str| self.audiences.iter().any(|c| c == a);
+        match aud {
+            None => Err(JwtError::MissingClaim("aud")),
+            Some(Value::String(a)) if accepted(a) => Ok(()),
+            Some(Value::String(_)) => Err(JwtError::AudienceMismatch),
+            Some(Value::Array(items)) => {
+                if items.is_empty() {
+                    return Err(JwtError::InvalidClaim("aud"));
+                }
+                let mut matched = false;
+                for item in items {
+                    let Value::String(a) = item else {
+                        return Err(JwtError::InvalidClaim("aud"));
+                    };
+                    matched |= accepted(a);
+                }
+                if matched {
+                    Ok(())
+                } else {
+                    Err(JwtError::AudienceMismatch)
+                }
+            }
+            Some(_) => Err(JwtError::InvalidClaim("aud")),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Rounding {
+    Down,
+    Up,
+}
+
+/// A NumericDate: a non-negative JSON number no later than year 9999.
+fn numeric_date(value: &Value, name: &'static str, rounding: Rounding) -> Result<i64, JwtError> {
+    let Value::Number(number) = value else {
+        return Err(JwtError::InvalidClaim(name));
+    };
+    if let Some(i) = number.as_i64() {
+        if !(0..=253_402_300_799).contains(&i) {
+            return Err(JwtError::InvalidClaim(name));
+        }
+        return Ok(i);
+    }
+    match number.as_f64() {
+        Some(f) if f.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&f) => {
+            let rounded = match rounding {
+                Rounding::Down => f.floor(),
+                Rounding::Up => f.ceil(),
+            };
+            #[expect(clippy::cast_possible_truncation, reason = "range checked above")]
+            Ok(rounded as i64)
+        }
+        _ => Err(JwtError::InvalidClaim(name)),
+    }
+}
+
+/// A claim name, possibly a dotted path into nested objects (`realm_access.roles`). A name
+/// that exists as a top-level claim (such as an Auth0 namespaced claim
+/// `https://example.com/roles`) is taken as is before the dots are considered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath(String);
+
+impl ClaimPath {
+    /// A claim path.
+    #[must_use]
+    pub fn new(path: impl Into<String>) -> Self {
+        Self(path.into())
+    }
+
+    /// The path as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn top(&self) -> &str {
+        self.0.split('.').next().unwrap_or(&self.0)
+    }
+
+    fn lookup<'a>(&self, claims: &'a StrictObject) -> Option<&'a Value> {
+        if let Some(value) = claims.get(&self.0) {
+            return Some(value);
+        }
+        let mut segments = self.0.split('.');
+        let mut current = claims.get(segments.next()?)?;
+        for segment in segments {
+            current = current.as_object()?.get(segment)?;
+        }
+        Some(current)
+    }
+
+    fn consumed_key(&self, claims: &StrictObject) -> String {
+        if claims.contains(&self.0) {
+            self.0.clone()
+        } else {
+            self.top().to_owned()
+        }
+    }
+}
+
+/// How claims become a [`Principal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMapping {
+    /// Where the roles are: an array of strings or a space-separated string. Default `roles`.
+    pub roles: ClaimPath,
+    /// Where the tenant is (`tid`, `org_id`, ...). Default none.
+    pub tenant: Option<ClaimPath>,
+    /// The display name claim. Default `name`.
+    pub name: ClaimPath,
+    /// The email claim. Default `email`.
+    pub email: ClaimPath,
+    /// How the principal authenticated (JWT for configured keys, OIDC for providers).
+    pub auth_method: AuthMethod,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            roles: ClaimPath::new("roles"),
+            tenant: None,
+            name: ClaimPath::new("name"),
+            email: ClaimPath::new("email"),
+            auth_method: AuthMethod::Jwt,
+        }
+    }
+}
+
+fn string_claim<'a>(
+    value: Option<&'a Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, JwtError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(JwtError::InvalidClaim(name)),
+    }
+}
+
+/// An array of strings, or one space-separated string.
+fn string_list(value: Option<&Value>, name: &'static str) -> Result<Vec<String>, JwtError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(s.split_ascii_whitespace().map(str::to_owned).collect()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(JwtError::InvalidClaim(name)),
+            })
+            .collect(),
+        Some(_) => Err(JwtError::InvalidClaim(name)),
+    }
+}
+
+impl ClaimMapping {
+    /// Builds the principal from validated claims.
+    pub(crate) fn principal(
+        &self,
+        mut claims: StrictObject,
+        exp: i64,
+        now: OffsetDateTime,
+    ) -> Result<Principal, JwtError> {
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(_) => return Err(JwtError::InvalidClaim("sub")),
+            None => return Err(JwtError::MissingClaim("sub")),
+        };
+        let roles = string_list(self.roles.lookup(&claims), "roles")?;
+        let tenant = match &self.tenant {
+            Some(path) => string_claim(path.lookup(&claims), "tenant")?.map(str::to_owned),
+            None => None,
+        };
+        let name = string_claim(self.name.lookup(&claims), "name")?.map(str::to_owned);
+        let email = string_claim(self.email.lookup(&claims), "email")?.map(str::to_owned);
+        let mut scopes = string_list(claims.get("scope"), "scope")?;
+        scopes.extend(string_list(claims.get("scp"), "scp")?);
+        let is_service = matches!(claims.get("client_id"), Some(Value::String(c)) if *c == subject);
+
+        let mut consumed = vec![
+            "sub".to_owned(),
+            "exp".to_owned(),
+            "nbf".to_owned(),
+            "iat".to_owned(),
+            "scope".to_owned(),
+            "scp".to_owned(),
+            self.roles.consumed_key(&claims),
+            self.name.consumed_key(&claims),
+            self.email.consumed_key(&claims),
+        ];
+        if let Some(path) = &self.tenant {
+            consumed.push(path.consumed_key(&claims));
+        }
+        for key in &consumed {
+            claims.take(key);
+        }
+        let attributes: Map<String, Value> = claims.0.into_iter().collect();
+
+        let kind = if is_service {
+            PrincipalKind::Service
+        } else {
+            PrincipalKind::User
+        };
+        let expires = OffsetDateTime::from_unix_timestamp(exp)
+            .map_err(|_| JwtError::InvalidClaim("exp"))?
+            .max(now);
+        let mut builder = Principal::builder(subject, kind, self.auth_method, now)
+            .roles(roles)
+            .scopes(scopes)
+            .expires_at(expires)
+            .attributes(attributes);
+        if let Some(tenant) = tenant {
+            builder = builder.tenant(tenant);
+        }
+        if let Some(name) = name {
+            builder = builder.name(name);
+        }
+        if let Some(email) = email {
+            builder = builder.email(email);
+        }
+        builder
+            .build()
+            .map_err(|e| JwtError::Principal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: &str) -> StrictObject {
+        StrictObject::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn exp_is_on_or_after() {
+        let v = Validation::default().leeway(Duration::ZERO).unwrap();
+        assert_eq!(
+            v.check(&claims(r#"{"exp":100}"#), 100),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(v.check(&claims(r#"{"exp":100}"#), 99), Ok(100));
+        assert_eq!(
+            v.check(&claims(r#"{"exp":100.9}"#), 100),
+            Err(JwtError::Expired)
+        );
+        for bad in [r#""100""#, "null", "-1", "1e300", "{}", "[100]"] {
+            let json = format!(r#"{{"exp":{bad}}}"#);
+            assert!(v.check(&claims(&json), 0).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn typ_comparison_ignores_case_and_application_prefix() {
+        let p = TypPolicy::access_token();
+        assert!(p.check(Some("at+JWT")).is_ok());
+        assert!(p.check(Some("application/at+jwt")).is_ok());
+        assert!(p.check(Some("JWT")).is_err());
+        assert!(p.check(None).is_err());
+    }
+
+    #[test]
+    fn nested_and_namespaced_paths() {
+        let c = claims(r#"{"realm_access":{"roles":["a"]},"https://x.io/roles":["b"]}"#);
+        assert_eq!(
+            ClaimPath::new("realm_access.roles").lookup(&c),
+            Some(&serde_json::json!(["a"]))
+        );
+        assert_eq!(
+            ClaimPath::new("https://x.io/roles").lookup(&c),
+            Some(&serde_json::json!(["b"]))
+        );
+    }
+}

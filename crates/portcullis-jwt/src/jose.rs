@@ -1,0 +1,225 @@
+//! Strict parsing of a compact JWS (RFC 7515 §7.1) carrying a JWT claims set.
+//!
+//! Everything here happens before any key is touched, and nothing here trusts the token:
+//! the size is capped before decoding, base64url must be canonical, header and claims must be
+//! single JSON objects without duplicate members, and header parameters Portcullis does not
+//! implement (`crit`, `b64`, JWE's `enc`/`zip`, nested `cty: JWT`) are refused.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+
+use crate::error::JwtError;
+use crate::json::StrictObject;
+
+/// Longest `kid` accepted (a lookup key, not a place for payloads).
+pub(crate) const MAX_KID_LEN: usize = 256;
+
+/// The protected header parameters Portcullis acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoseHeader {
+    /// The algorithm the token claims; checked against the key's own algorithm.
+    pub alg: Algorithm,
+    /// The key id, looked up exactly.
+    pub kid: Option<String>,
+    /// The media type (`JWT`, `at+jwt`, ...), as sent.
+    pub typ: Option<String>,
+    /// Whether the header carried `jku`, `x5u`, `jwk` or `x5c`. They are never fetched or used.
+    pub carries_key_reference: bool,
+}
+
+/// A token split, decoded and parsed, not yet verified.
+#[derive(Debug)]
+pub(crate) struct ParsedToken<'a> {
+    /// `BASE64URL(header) || '.' || BASE64URL(payload)`, the signed bytes.
+    pub(crate) signing_input: &'a [u8],
+    pub(crate) header: JoseHeader,
+    pub(crate) claims: StrictObject,
+    pub(crate) signature: Vec<u8>,
+}
+
+/// Parses an algorithm name exactly as JWA spells it; `none` in any case is its own error.
+pub fn parse_algorithm(name: &str) -> Result<Algorithm, JwtError> {
+    if name.eq_ignore_ascii_case("none") {
+        return Err(JwtError::AlgorithmNone);
+    }
+    name.parse::<Algorithm>()
+        .map_err(|_| JwtError::UnsupportedAlgorithm)
+}
+
+/// The JWA name of an algorithm.
+#[must_use]
+pub fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "unknown",
+    }
+}
+
+fn decode_segment(segment: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {
+    if segment.is_empty() {
+        return Err(JwtError::Malformed(what));
+    }
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| JwtError::Malformed(what))
+}
+
+/// Splits and parses a compact token of at most `max_len` bytes.
+pub(crate) fn parse_compact(token: &str, max_len: usize) -> Result<ParsedToken<'_>, JwtError> {
+    if token.len() > max_len {
+        return Err(JwtError::TooLarge);
+    }
+    let mut parts = token.splitn(4, '.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(if token.bytes().filter(|b| *b == b'.').count() == 4 {
+            JwtError::Malformed("JWE (five segments) is not a signed token")
+        } else {
+            JwtError::Malformed("a compact JWS has exactly three segments")
+        });
+    };
+    let signing_input = token
+        .as_bytes()
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or(JwtError::Malformed("segments"))?;
+
+    let header_bytes = decode_segment(header_b64, "header is not base64url")?;
+    let header_object = StrictObject::parse(&header_bytes)
+        .map_err(|_| JwtError::Malformed("header is not one JSON object with unique members"))?;
+    let header = check_header(&header_object)?;
+
+    let payload = decode_segment(payload_b64, "payload is not base64url")?;
+    let claims = StrictObject::parse(&payload).map_err(|_| {
+        if payload.starts_with(b"eyJ") || payload.starts_with(b"\"eyJ") {
+            JwtError::Nested
+        } else {
+            JwtError::Malformed("claims are not one JSON object with unique members")
+        }
+    })?;
+    if signature_b64.is_empty() {
+        return Err(JwtError::Malformed("signature is empty"));
+    }
+    let signature = decode_segment(signature_b64, "signature is not base64url")?;
+    Ok(ParsedToken {
+        signing_input,
+        header,
+        claims,
+        signature,
+    })
+}
+
+fn optional_string(header: &StrictObject, name: &'static str) -> Result<Option<String>, JwtError> {
+    match header.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(JwtError::Malformed("a header parameter has the wrong type")),
+    }
+}
+
+fn check_header(header: &StrictObject) -> Result<JoseHeader, JwtError> {
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => parse_algorithm(name)?,
+        Some(_) => return Err(JwtError::Malformed("alg is not a string")),
+        None => return Err(JwtError::Malformed("alg is missing")),
+    };
+    // RFC 7515 §4.1.11: a recipient must reject `crit` naming anything it does not
+    // implement; Portcullis implements no extension, and an empty or ill-typed `crit` is
+    // invalid in itself.
+    if header.contains("crit") {
+        return Err(JwtError::CriticalHeader);
+    }
+    for name in ["b64", "enc", "zip"] {
+        if header.contains(name) {
+            return Err(JwtError::ForbiddenHeader(name));
+        }
+    }
+    if let Some(cty) = optional_string(header, "cty")?
+        && cty.eq_ignore_ascii_case("JWT")
+    {
+        return Err(JwtError::Nested);
+    }
+    let kid = optional_string(header, "kid")?;
+    if kid.as_ref().is_some_and(|k| k.len() > MAX_KID_LEN) {
+        return Err(JwtError::Malformed("kid is too long"));
+    }
+    let typ = optional_string(header, "typ")?;
+    let carries_key_reference = ["jku", "x5u", "jwk", "x5c"]
+        .iter()
+        .any(|p| header.contains(p));
+    Ok(JoseHeader {
+        alg,
+        kid,
+        typ,
+        carries_key_reference,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    fn token(header: &str, claims: &str) -> String {
+        format!("{}.{}.c2ln", b64(header), b64(claims))
+    }
+
+    #[test]
+    fn a_well_formed_token_parses() {
+        let t = token(
+            r#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#,
+            r#"{"sub":"a"}"#,
+        );
+        let parsed = parse_compact(&t, 8192).unwrap();
+        assert_eq!(parsed.header.alg, Algorithm::HS256);
+        assert_eq!(parsed.header.kid.as_deref(), Some("k1"));
+        assert_eq!(parsed.signature, b"sig");
+    }
+
+    #[test]
+    fn structural_problems_are_errors() {
+        for bad in ["", ".", "..", "a.b", "a.b.c.d", "a.b.c.d.e", " a.b.c"] {
+            assert!(parse_compact(bad, 8192).is_err(), "{bad:?}");
+        }
+        let t = token(r#"{"alg":"HS256"}"#, r#"{"sub":"a"}"#);
+        assert!(matches!(parse_compact(&t, 10), Err(JwtError::TooLarge)));
+    }
+
+    #[test]
+    fn refused_headers() {
+        for header in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"NONE"}"#,
+            r#"{"alg":"hs256"}"#,
+            r#"{"alg":"ES512"}"#,
+            r#"{"alg":"HS256","crit":[]}"#,
+            r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
+            r#"{"alg":"HS256","enc":"A128GCM"}"#,
+            r#"{"alg":"HS256","zip":"DEF"}"#,
+            r#"{"alg":"HS256","cty":"JWT"}"#,
+            r#"{"alg":"HS256","kid":7}"#,
+            r#"{"alg":"HS256","alg":"HS256"}"#,
+        ] {
+            assert!(
+                parse_compact(&token(header, "{}"), 8192).is_err(),
+                "{header}"
+            );
+        }
+    }
+}

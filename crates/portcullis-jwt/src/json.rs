@@ -1,0 +1,161 @@
+//! JSON objects parsed strictly: a key that appears twice, at any depth and however it is
+//! escaped (`"aud"` and `"\u0061ud"`), is an error rather than "last one wins" (RFC 7515
+//! §5.2, RFC 8725 §2.6).
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// A JSON object whose members keep their order and whose keys are unique.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StrictObject(pub(crate) Vec<(String, Value)>);
+
+impl StrictObject {
+    /// Parses `bytes` as exactly one JSON object (no BOM, no trailing bytes).
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let object = de.deserialize_map(ObjectVisitor)?;
+        de.end()?;
+        Ok(object)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    /// Removes and returns a member.
+    pub(crate) fn take(&mut self, key: &str) -> Option<Value> {
+        let index = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(index).1)
+    }
+}
+
+struct ObjectVisitor;
+
+fn duplicate<E: de::Error>(key: &str) -> E {
+    // Keys are attacker-chosen: report the length, not the text.
+    E::custom(format_args!("duplicate member name ({} bytes)", key.len()))
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = StrictObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictObject, A::Error> {
+        let mut members: Vec<(String, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key::<String>()? {
+            if members.iter().any(|(k, _)| *k == key) {
+                return Err(duplicate(&key));
+            }
+            let value = map.next_value_seed(StrictValue)?;
+            members.push((key, value));
+        }
+        Ok(StrictObject(members))
+    }
+}
+
+/// Deserializes any JSON value, refusing duplicate keys in nested objects too.
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(64));
+        while let Some(item) = seq.next_element_seed(StrictValue)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.contains_key(&key) {
+                return Err(duplicate(&key));
+            }
+            let value = map.next_value_seed(StrictValue)?;
+            members.insert(key, value);
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_refused_at_every_depth_and_escape() {
+        assert!(StrictObject::parse(br#"{"a":1,"b":2}"#).is_ok());
+        assert!(StrictObject::parse(br#"{"a":1,"a":2}"#).is_err());
+        assert!(StrictObject::parse(br#"{"aud":1,"\u0061ud":2}"#).is_err());
+        assert!(StrictObject::parse(br#"{"x":{"r":1,"r":2}}"#).is_err());
+        assert!(StrictObject::parse(br#"{"x":[{"r":1,"r":2}]}"#).is_err());
+    }
+
+    #[test]
+    fn only_one_object_is_accepted() {
+        assert!(StrictObject::parse(br#"[1]"#).is_err());
+        assert!(StrictObject::parse(br#""s""#).is_err());
+        assert!(StrictObject::parse(br#"{} {}"#).is_err());
+        assert!(StrictObject::parse(b"\xef\xbb\xbf{}").is_err());
+        assert!(StrictObject::parse(br#" {"a" : 1} "#).is_ok());
+    }
+}

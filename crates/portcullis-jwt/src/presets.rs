@@ -1,0 +1,167 @@
+//! OpenID providers: Google, Microsoft Entra ID (single- and multi-tenant), Okta, Auth0, and
+//! any issuer by discovery. Each preset knows the provider's issuer and JWKS URL, so tokens
+//! are verified from the cached key set with no network call per request.
+
+use std::sync::Arc;
+
+use portcullis_core::AuthMethod;
+
+use crate::authenticator::{IssuerConfig, IssuerMatcher};
+use crate::claims::{ClaimMapping, ClaimPath};
+use crate::error::{ConfigError, FetchError};
+use crate::remote::{HttpFetcher, JwksOptions, RemoteJwks};
+
+fn fetch_error(e: FetchError) -> ConfigError {
+    ConfigError::Invalid(e.to_string())
+}
+
+fn oidc_mapping(roles: &str, tenant: Option<&str>) -> ClaimMapping {
+    ClaimMapping {
+        roles: ClaimPath::new(roles),
+        tenant: tenant.map(ClaimPath::new),
+        auth_method: AuthMethod::Oidc,
+        ..ClaimMapping::default()
+    }
+}
+
+fn no_audience() -> ConfigError {
+    ConfigError::Invalid("an OpenID provider needs at least one audience (your client id)".into())
+}
+
+/// Where a preset fetches from and with which settings.
+#[derive(Debug, Clone)]
+pub struct ProviderOptions {
+    /// The HTTP client.
+    pub fetcher: Arc<dyn HttpFetcher>,
+    /// Cache settings.
+    pub jwks: JwksOptions,
+}
+
+impl ProviderOptions {
+    /// Default cache settings with this client.
+    #[must_use]
+    pub fn new(fetcher: Arc<dyn HttpFetcher>) -> Self {
+        Self {
+            fetcher,
+            jwks: JwksOptions::default(),
+        }
+    }
+
+    fn remote(&self, jwks_uri: &str) -> Result<RemoteJwks, ConfigError> {
+        RemoteJwks::new(jwks_uri, Arc::clone(&self.fetcher), self.jwks.clone()).map_err(fetch_error)
+    }
+}
+
+fn audiences(list: &[&str]) -> Result<Vec<String>, ConfigError> {
+    if list.is_empty() {
+        return Err(no_audience());
+    }
+    Ok(list.iter().map(|s| (*s).to_owned()).collect())
+}
+
+/// Google ID tokens (`iss` is `https://accounts.google.com` or `accounts.google.com`; `aud` is
+/// your OAuth client id).
+pub fn google(client_ids: &[&str], options: &ProviderOptions) -> Result<IssuerConfig, ConfigError> {
+    let matcher = IssuerMatcher::Exact(vec![
+        "https://accounts.google.com".into(),
+        "accounts.google.com".into(),
+    ]);
+    Ok(IssuerConfig::with_matcher(
+        matcher,
+        options.remote("https://www.googleapis.com/oauth2/v3/certs")?,
+    )
+    .audiences(audiences(client_ids)?)
+    .mapping(oidc_mapping("roles", Some("hd"))))
+}
+
+/// Microsoft Entra ID v2 tokens for one tenant.
+pub fn microsoft(
+    tenant_id: &str,
+    audiences_list: &[&str],
+    options: &ProviderOptions,
+) -> Result<IssuerConfig, ConfigError> {
+    if tenant_id.is_empty() || tenant_id.contains('/') {
+        return Err(ConfigError::Invalid("invalid tenant id".into()));
+    }
+    let issuer = format!("https://login.microsoftonline.com/{tenant_id}/v2.0");
+    let jwks = format!("https://login.microsoftonline.com/{tenant_id}/discovery/v2.0/keys");
+    Ok(IssuerConfig::new(issuer, options.remote(&jwks)?)
+        .audiences(audiences(audiences_list)?)
+        .mapping(oidc_mapping("roles", Some("tid"))))
+}
+
+/// Microsoft Entra ID v2 tokens from any tenant (or only `allowed_tenants` when not empty):
+/// the `{tenantid}` in `https://login.microsoftonline.com/{tenantid}/v2.0` must equal the
+/// token's `tid`.
+pub fn microsoft_multi_tenant(
+    audiences_list: &[&str],
+    allowed_tenants: &[&str],
+    options: &ProviderOptions,
+) -> Result<IssuerConfig, ConfigError> {
+    let mut matcher =
+        IssuerMatcher::template("https://login.microsoftonline.com/{tenantid}/v2.0", "tid")?;
+    if let IssuerMatcher::Template {
+        allowed_tenants: allowed,
+        ..
+    } = &mut matcher
+    {
+        *allowed = allowed_tenants.iter().map(|t| (*t).to_owned()).collect();
+    }
+    let jwks = options.remote("https://login.microsoftonline.com/common/discovery/v2.0/keys")?;
+    Ok(IssuerConfig::with_matcher(matcher, jwks)
+        .audiences(audiences(audiences_list)?)
+        .mapping(oidc_mapping("roles", Some("tid"))))
+}
+
+/// Okta: the org authorization server (`authorization_server = None`, issuer
+/// `https://{domain}`) or a custom one (issuer `https://{domain}/oauth2/{id}`, `default` for the
+/// default server). Roles come from the `groups` claim.
+pub fn okta(
+    domain: &str,
+    authorization_server: Option<&str>,
+    audiences_list: &[&str],
+    options: &ProviderOptions,
+) -> Result<IssuerConfig, ConfigError> {
+    let (issuer, jwks) = match authorization_server {
+        Some(id) => (
+            format!("https://{domain}/oauth2/{id}"),
+            format!("https://{domain}/oauth2/{id}/v1/keys"),
+        ),
+        None => (
+            format!("https://{domain}"),
+            format!("https://{domain}/oauth2/v1/keys"),
+        ),
+    };
+    Ok(IssuerConfig::new(issuer, options.remote(&jwks)?)
+        .audiences(audiences(audiences_list)?)
+        .mapping(oidc_mapping("groups", None)))
+}
+
+/// Auth0 (`iss` is `https://{domain}/` with the trailing slash). `roles_claim` is your
+/// namespaced roles claim (for example `https://example.com/roles`).
+pub fn auth0(
+    domain: &str,
+    audiences_list: &[&str],
+    roles_claim: &str,
+    options: &ProviderOptions,
+) -> Result<IssuerConfig, ConfigError> {
+    let issuer = format!("https://{domain}/");
+    let jwks = format!("https://{domain}/.well-known/jwks.json");
+    Ok(IssuerConfig::new(issuer, options.remote(&jwks)?)
+        .audiences(audiences(audiences_list)?)
+        .mapping(oidc_mapping(roles_claim, Some("org_id"))))
+}
+
+/// Any OpenID provider, by discovery of `{issuer}/.well-known/openid-configuration` on the
+/// first token (the document's `issuer` must equal `issuer`).
+pub fn discovered(
+    issuer: &str,
+    audiences_list: &[&str],
+    options: &ProviderOptions,
+) -> Result<IssuerConfig, ConfigError> {
+    let remote = RemoteJwks::discover(issuer, Arc::clone(&options.fetcher), options.jwks.clone())
+        .map_err(fetch_error)?;
+    Ok(IssuerConfig::new(issuer, remote)
+        .audiences(audiences(audiences_list)?)
+        .mapping(oidc_mapping("roles", None)))
+}

@@ -1,0 +1,403 @@
+//! A `ring`-backed [`jsonwebtoken::crypto::CryptoProvider`].
+//!
+//! Portcullis calls this provider's factories itself ([`RING_PROVIDER`]); it never goes
+//! through jsonwebtoken's process-wide default, so no combination of Cargo features and no
+//! provider installed by the application can make Portcullis panic or switch crypto.
+//! Applications that also call `jsonwebtoken::encode`/`decode` directly can make the same
+//! provider their process default with [`install_default`].
+//!
+//! Keys are parsed once, when the verifier or signer is built: HMAC keys become a
+//! `ring::hmac::Key`, private keys become ring key pairs. ring has no pre-parsed public key
+//! type for RSA, ECDSA or Ed25519 verification, so those keep their encoded form and ring
+//! parses it on each call (a few hundred nanoseconds next to a 20–60 µs signature check).
+
+use std::fmt;
+
+use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+use jsonwebtoken::errors::{Error as JwtLibError, ErrorKind as JwtLibErrorKind};
+use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
+use jsonwebtoken::signature::{self, Signer, Verifier};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey};
+use ring::rand::SystemRandom;
+use ring::signature::{self as sig, KeyPair};
+use ring::{digest, hmac};
+
+use crate::der;
+
+/// The ring provider. Pass it where jsonwebtoken wants a provider, or call its factories.
+pub static RING_PROVIDER: CryptoProvider = CryptoProvider {
+    signer_factory: new_signer,
+    verifier_factory: new_verifier,
+    key_utils: KeyUtils {
+        rsa_pub_components_from_private_key: rsa_components_from_private_key,
+        rsa_pub_components_from_public_key: rsa_components_from_public_key,
+        ec_pub_components_from_private_key: ec_components_from_private_key,
+        ed_pub_components_from_private_key: ed_component_from_private_key,
+        compute_digest,
+    },
+};
+
+/// Makes [`RING_PROVIDER`] jsonwebtoken's process-wide default, for code that calls
+/// jsonwebtoken directly. Returns `false` when another provider was installed first (which
+/// does not affect Portcullis: it always uses [`RING_PROVIDER`] explicitly).
+pub fn install_default() -> bool {
+    RING_PROVIDER.install_default().is_ok()
+}
+
+fn lib_error(kind: JwtLibErrorKind) -> JwtLibError {
+    JwtLibError::from(kind)
+}
+
+fn sig_error() -> signature::Error {
+    signature::Error::new()
+}
+
+fn new_verifier(
+    algorithm: &Algorithm,
+    key: &DecodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
+    Ok(Box::new(RingVerifier::new(*algorithm, key)?))
+}
+
+/// Builds a signer for `algorithm` from `key` (PKCS#8 or PKCS#1 DER for RSA, PKCS#8 for EC and
+/// Ed25519, the raw secret for HMAC).
+fn new_signer(
+    algorithm: &Algorithm,
+    key: &EncodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
+    Ok(Box::new(RingSigner::new(*algorithm, key)?))
+}
+
+impl RingSigner {
+    /// What [`RING_PROVIDER`]'s signer factory builds (a concrete, `Send + Sync` type).
+    pub(crate) fn new(
+        algorithm: Algorithm,
+        key: &EncodingKey,
+    ) -> jsonwebtoken::errors::Result<Self> {
+        let algorithm = &algorithm;
+        if key.family() != algorithm.family() {
+            return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm));
+        }
+        let bytes = key.as_bytes();
+        let kind = match algorithm {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                SignerKind::Hmac(hmac::Key::new(hmac_algorithm(*algorithm), bytes))
+            }
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => {
+                let pair = sig::RsaKeyPair::from_pkcs8(bytes)
+                    .or_else(|_| sig::RsaKeyPair::from_der(bytes))
+                    .map_err(|e| lib_error(JwtLibErrorKind::InvalidRsaKey(e.to_string())))?;
+                SignerKind::Rsa(pair)
+            }
+            Algorithm::ES256 | Algorithm::ES384 => {
+                let signing = if *algorithm == Algorithm::ES256 {
+                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING
+                } else {
+                    &sig::ECDSA_P384_SHA384_FIXED_SIGNING
+                };
+                let pair = sig::EcdsaKeyPair::from_pkcs8(signing, bytes, &SystemRandom::new())
+                    .map_err(|_| lib_error(JwtLibErrorKind::InvalidEcdsaKey))?;
+                SignerKind::Ecdsa(pair)
+            }
+            Algorithm::EdDSA => {
+                let pair = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(bytes)
+                    .map_err(|_| lib_error(JwtLibErrorKind::InvalidEddsaKey))?;
+                SignerKind::Ed25519(pair)
+            }
+            _ => return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm)),
+        };
+        Ok(RingSigner {
+            algorithm: *algorithm,
+            kind,
+            rng: SystemRandom::new(),
+        })
+    }
+}
+
+pub(crate) fn hmac_algorithm(algorithm: Algorithm) -> hmac::Algorithm {
+    match algorithm {
+        Algorithm::HS384 => hmac::HMAC_SHA384,
+        Algorithm::HS512 => hmac::HMAC_SHA512,
+        _ => hmac::HMAC_SHA256,
+    }
+}
+
+enum VerifierKind {
+    /// HMAC, checked with ring's constant-time tag comparison.
+    Hmac(hmac::Key),
+    /// RSA PKCS#1 v1.5 or PSS (2048 to 8192 bits, ring's bounds).
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// ECDSA (fixed-length r‖s, as JWS requires) or Ed25519, over an encoded point.
+    Point(Vec<u8>),
+}
+
+/// A ring verifier for one algorithm, built once per key.
+pub(crate) struct RingVerifier {
+    algorithm: Algorithm,
+    kind: VerifierKind,
+}
+
+impl fmt::Debug for RingVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingVerifier")
+            .field("algorithm", &self.algorithm)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl RingVerifier {
+    /// What [`RING_PROVIDER`]'s verifier factory builds (a concrete, `Send + Sync` type).
+    /// Refuses a key of another family than the algorithm's.
+    pub(crate) fn new(
+        algorithm: Algorithm,
+        key: &DecodingKey,
+    ) -> jsonwebtoken::errors::Result<Self> {
+        if key.family() != algorithm.family() {
+            return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm));
+        }
+        let kind = match algorithm {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => VerifierKind::Hmac(
+                hmac::Key::new(hmac_algorithm(algorithm), key.try_get_as_bytes()?),
+            ),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => {
+                let (n, e) = match key.kind() {
+                    DecodingKeyKind::RsaModulusExponent { n, e } => (n.clone(), e.clone()),
+                    DecodingKeyKind::SecretOrDer(der) => {
+                        der::rsa_public_key(der).map_err(|_| {
+                            lib_error(JwtLibErrorKind::InvalidRsaKey("bad RSA key".into()))
+                        })?
+                    }
+                };
+                VerifierKind::Rsa { n, e }
+            }
+            Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA => {
+                VerifierKind::Point(key.try_get_as_bytes()?.to_vec())
+            }
+            _ => return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm)),
+        };
+        Ok(Self { algorithm, kind })
+    }
+}
+
+impl Verifier<Vec<u8>> for RingVerifier {
+    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+        match &self.kind {
+            VerifierKind::Hmac(key) => hmac::verify(key, msg, signature).map_err(|_| sig_error()),
+            VerifierKind::Rsa { n, e } => {
+                let params: &sig::RsaParameters = match self.algorithm {
+                    Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+                    Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+                    Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+                    Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+                    Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+                    Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+                    _ => return Err(sig_error()),
+                };
+                sig::RsaPublicKeyComponents { n, e }
+                    .verify(params, msg, signature)
+                    .map_err(|_| sig_error())
+            }
+            VerifierKind::Point(public_key) => {
+                let algorithm: &dyn sig::VerificationAlgorithm = match self.algorithm {
+                    Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+                    Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+                    Algorithm::EdDSA => &sig::ED25519,
+                    _ => return Err(sig_error()),
+                };
+                sig::UnparsedPublicKey::new(algorithm, public_key)
+                    .verify(msg, signature)
+                    .map_err(|_| sig_error())
+            }
+        }
+    }
+}
+
+impl JwtVerifier for RingVerifier {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+enum SignerKind {
+    Hmac(hmac::Key),
+    Rsa(sig::RsaKeyPair),
+    Ecdsa(sig::EcdsaKeyPair),
+    Ed25519(sig::Ed25519KeyPair),
+}
+
+/// A pre-parsed ring key pair (or HMAC key) that signs for one algorithm.
+pub(crate) struct RingSigner {
+    algorithm: Algorithm,
+    kind: SignerKind,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for RingSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingSigner")
+            .field("algorithm", &self.algorithm)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Signer<Vec<u8>> for RingSigner {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        match &self.kind {
+            SignerKind::Hmac(key) => Ok(hmac::sign(key, msg).as_ref().to_vec()),
+            SignerKind::Rsa(pair) => {
+                let encoding: &'static dyn sig::RsaEncoding = match self.algorithm {
+                    Algorithm::RS256 => &sig::RSA_PKCS1_SHA256,
+                    Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
+                    Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
+                    Algorithm::PS256 => &sig::RSA_PSS_SHA256,
+                    Algorithm::PS384 => &sig::RSA_PSS_SHA384,
+                    Algorithm::PS512 => &sig::RSA_PSS_SHA512,
+                    _ => return Err(sig_error()),
+                };
+                let mut out = vec![0; pair.public().modulus_len()];
+                pair.sign(encoding, &self.rng, msg, &mut out)
+                    .map_err(|_| sig_error())?;
+                Ok(out)
+            }
+            SignerKind::Ecdsa(pair) => pair
+                .sign(&self.rng, msg)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| sig_error()),
+            SignerKind::Ed25519(pair) => Ok(pair.sign(msg).as_ref().to_vec()),
+        }
+    }
+}
+
+impl JwtSigner for RingSigner {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+fn rsa_components_from_private_key(key: &[u8]) -> jsonwebtoken::errors::Result<(Vec<u8>, Vec<u8>)> {
+    let pair = sig::RsaKeyPair::from_pkcs8(key)
+        .or_else(|_| sig::RsaKeyPair::from_der(key))
+        .map_err(|e| lib_error(JwtLibErrorKind::InvalidRsaKey(e.to_string())))?;
+    der::rsa_public_key(pair.public_key().as_ref())
+        .map_err(|_| lib_error(JwtLibErrorKind::InvalidRsaKey("bad RSA key".into())))
+}
+
+fn rsa_components_from_public_key(key: &[u8]) -> jsonwebtoken::errors::Result<(Vec<u8>, Vec<u8>)> {
+    der::rsa_public_key(key)
+        .map_err(|_| lib_error(JwtLibErrorKind::InvalidRsaKey("bad RSA public key".into())))
+}
+
+fn ec_components_from_private_key(
+    key: &[u8],
+    algorithm: Algorithm,
+) -> jsonwebtoken::errors::Result<(EllipticCurve, Vec<u8>, Vec<u8>)> {
+    let (signing, curve, size) = match algorithm {
+        Algorithm::ES256 => (
+            &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            EllipticCurve::P256,
+            32,
+        ),
+        Algorithm::ES384 => (
+            &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            EllipticCurve::P384,
+            48,
+        ),
+        _ => return Err(lib_error(JwtLibErrorKind::InvalidEcdsaKey)),
+    };
+    let pair = sig::EcdsaKeyPair::from_pkcs8(signing, key, &SystemRandom::new())
+        .map_err(|_| lib_error(JwtLibErrorKind::InvalidEcdsaKey))?;
+    let (x, y) = split_point(pair.public_key().as_ref(), size)
+        .ok_or_else(|| lib_error(JwtLibErrorKind::InvalidEcdsaKey))?;
+    Ok((curve, x, y))
+}
+
+/// Splits an uncompressed point `04 ‖ x ‖ y` into its coordinates.
+pub(crate) fn split_point(point: &[u8], size: usize) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (tag, rest) = point.split_first()?;
+    if *tag != 4 || rest.len() != 2 * size {
+        return None;
+    }
+    let (x, y) = rest.split_at(size);
+    Some((x.to_vec(), y.to_vec()))
+}
+
+fn ed_component_from_private_key(
+    key: &[u8],
+    curve: &EllipticCurve,
+) -> jsonwebtoken::errors::Result<Vec<u8>> {
+    if *curve != EllipticCurve::Ed25519 {
+        return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm));
+    }
+    let pair = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key)
+        .map_err(|_| lib_error(JwtLibErrorKind::InvalidEddsaKey))?;
+    Ok(pair.public_key().as_ref().to_vec())
+}
+
+fn compute_digest(data: &[u8], hash: ThumbprintHash) -> jsonwebtoken::errors::Result<Vec<u8>> {
+    let algorithm = match hash {
+        ThumbprintHash::SHA256 => &digest::SHA256,
+        ThumbprintHash::SHA384 => &digest::SHA384,
+        ThumbprintHash::SHA512 => &digest::SHA512,
+        _ => return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm)),
+    };
+    Ok(digest::digest(algorithm, data).as_ref().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_round_trip_through_the_factories() {
+        let secret = [7u8; 32];
+        let signer =
+            (RING_PROVIDER.signer_factory)(&Algorithm::HS256, &EncodingKey::from_secret(&secret))
+                .unwrap();
+        let verifier =
+            (RING_PROVIDER.verifier_factory)(&Algorithm::HS256, &DecodingKey::from_secret(&secret))
+                .unwrap();
+        let tag = signer.try_sign(b"message").unwrap();
+        assert!(verifier.verify(b"message", &tag).is_ok());
+        assert!(verifier.verify(b"messagf", &tag).is_err());
+    }
+
+    #[test]
+    fn a_key_of_another_family_is_refused() {
+        let key = DecodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
+        assert!((RING_PROVIDER.verifier_factory)(&Algorithm::RS256, &key).is_err());
+        let key = DecodingKey::from_ed_der(&[1; 32]);
+        assert!((RING_PROVIDER.verifier_factory)(&Algorithm::HS256, &key).is_err());
+    }
+
+    #[test]
+    fn jwk_helpers_work_with_ring_keys() {
+        let rng = SystemRandom::new();
+        let pkcs8 = sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let public =
+            ed_component_from_private_key(pkcs8.as_ref(), &EllipticCurve::Ed25519).unwrap();
+        assert_eq!(public.len(), 32);
+        let pkcs8 =
+            sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let (curve, x, y) =
+            ec_components_from_private_key(pkcs8.as_ref(), Algorithm::ES256).unwrap();
+        assert_eq!((curve, x.len(), y.len()), (EllipticCurve::P256, 32, 32));
+        assert_eq!(
+            compute_digest(b"abc", ThumbprintHash::SHA256)
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+}

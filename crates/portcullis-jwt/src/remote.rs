@@ -1,0 +1,488 @@
+//! Remote JWKS with a cache, and OIDC discovery.
+//!
+//! * Reads never wait on a lock: a request whose `kid` is in the current key set is served
+//!   from an atomically swapped snapshot.
+//! * An unknown `kid` triggers one refetch for all the requests that wait for it (single
+//!   flight); refetches are at least [`JwksOptions::min_refetch_interval`] apart, so a flood
+//!   of made-up `kid`s costs the identity provider one request per interval.
+//! * The set is fresh for the response's `Cache-Control: max-age` (clamped); after that the
+//!   next request starts a background refresh and is served from the current set.
+//! * When the endpoint fails, the last good set keeps serving until
+//!   [`JwksOptions::stale_if_error`] after its freshness ended; then requests get
+//!   [`JwtError::KeysUnavailable`] (503). Failures are never stored as a key set.
+//! * Only `https` URLs are fetched, except for loopback addresses (tests, sidecars).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use http::Uri;
+use jsonwebtoken::Algorithm;
+use portcullis_core::{Clock, SystemClock};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::error::{FetchError, JwtError};
+use crate::json::StrictObject;
+use crate::keys::{JwkPolicy, KeySet, VerificationKey};
+
+/// A fetched document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedDocument {
+    /// The response body (at most the requested number of bytes).
+    pub body: Vec<u8>,
+    /// The `Cache-Control` header, if any.
+    pub cache_control: Option<String>,
+}
+
+/// Fetches a document over HTTP(S). Implement it to use your own HTTP client; the default,
+/// [`HyperFetcher`](crate::HyperFetcher), uses hyper and rustls with ring.
+///
+/// An implementation returns [`FetchError::Status`] for any status but 200 and
+/// [`FetchError::TooLarge`] when the body exceeds `max_bytes`. Timeouts are applied by the
+/// caller.
+#[async_trait]
+pub trait HttpFetcher: fmt::Debug + Send + Sync {
+    /// `GET url`.
+    async fn get(&self, url: &Uri, max_bytes: usize) -> Result<FetchedDocument, FetchError>;
+}
+
+/// Refuses URLs that are not `https`, except `http` to a loopback address.
+pub fn check_url(url: &Uri) -> Result<(), FetchError> {
+    let host = url
+        .host()
+        .ok_or_else(|| FetchError::RefusedUrl("no host".into()))?;
+    match url.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(FetchError::RefusedUrl(
+                    "http is only allowed to loopback addresses".into(),
+                ))
+            }
+        }
+        _ => Err(FetchError::RefusedUrl("scheme must be https".into())),
+    }
+}
+
+/// Parses a URL and applies [`check_url`].
+pub fn parse_url(url: &str) -> Result<Uri, FetchError> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| FetchError::RefusedUrl("not a URL".into()))?;
+    check_url(&uri)?;
+    Ok(uri)
+}
+
+/// Cache and fetch settings of a [`RemoteJwks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksOptions {
+    /// Minimum time between two fetches triggered by unknown `kid`s or failures (default 30 s).
+    pub min_refetch_interval: Duration,
+    /// Freshness when the response has no usable `max-age` (default 5 min).
+    pub default_max_age: Duration,
+    /// `max-age` is clamped to at least this (default 1 min)...
+    pub min_max_age: Duration,
+    /// ...and at most this (default 24 h).
+    pub max_max_age: Duration,
+    /// How long past its freshness the last good set keeps serving while the endpoint fails
+    /// (default 1 h). After that, requests get 503.
+    pub stale_if_error: Duration,
+    /// Time allowed for one fetch (default 5 s).
+    pub timeout: Duration,
+    /// Largest document accepted (default 256 KiB).
+    pub max_bytes: usize,
+    /// How JWKs without `alg` are bound.
+    pub jwk_policy: JwkPolicy,
+}
+
+impl Default for JwksOptions {
+    fn default() -> Self {
+        Self {
+            min_refetch_interval: Duration::from_secs(30),
+            default_max_age: Duration::from_secs(300),
+            min_max_age: Duration::from_secs(60),
+            max_max_age: Duration::from_secs(86_400),
+            stale_if_error: Duration::from_secs(3_600),
+            timeout: Duration::from_secs(5),
+            max_bytes: 256 * 1024,
+            jwk_policy: JwkPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Location {
+    Jwks(Uri),
+    Discovery { issuer: String },
+}
+
+#[derive(Debug)]
+struct Loaded {
+    keys: KeySet,
+    generation: u64,
+    fresh_until: OffsetDateTime,
+    stale_until: OffsetDateTime,
+}
+
+#[derive(Debug, Default)]
+struct RefreshState {
+    last_attempt: Option<OffsetDateTime>,
+    jwks_uri: Option<Uri>,
+    last_error: Option<FetchError>,
+}
+
+struct Inner {
+    location: Location,
+    fetcher: Arc<dyn HttpFetcher>,
+    options: JwksOptions,
+    clock: Arc<dyn Clock>,
+    current: ArcSwapOption<Loaded>,
+    refresh: tokio::sync::Mutex<RefreshState>,
+    fetches: AtomicU64,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJwks")
+            .field("location", &self.location)
+            .field("options", &self.options)
+            .field("fetches", &self.fetches.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A JWKS fetched from a URL (or found by OIDC discovery) and cached. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RemoteJwks {
+    inner: Arc<Inner>,
+}
+
+/// What a [`RemoteJwks`] holds now (for health checks and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksStatus {
+    /// Number of keys in the current set (0 before the first successful fetch).
+    pub keys: usize,
+    /// Fetch attempts so far (discovery documents included).
+    pub fetches: u64,
+    /// When the current set stops being fresh.
+    pub fresh_until: Option<OffsetDateTime>,
+    /// When the current set stops being served.
+    pub stale_until: Option<OffsetDateTime>,
+    /// The last fetch error, cleared by a successful fetch.
+    pub last_error: Option<FetchError>,
+}
+
+impl RemoteJwks {
+    /// A JWKS at a URL (`https`, or `http` to loopback).
+    pub fn new(
+        jwks_uri: &str,
+        fetcher: Arc<dyn HttpFetcher>,
+        options: JwksOptions,
+    ) -> Result<Self, FetchError> {
+        let uri = parse_url(jwks_uri)?;
+        Ok(Self::with_location(Location::Jwks(uri), fetcher, options))
+    }
+
+    /// The JWKS of an OpenID provider, found at `{issuer}/.well-known/openid-configuration`
+    /// on first use. The discovery document's `issuer` must equal `issuer` exactly.
+    pub fn discover(
+        issuer: &str,
+        fetcher: Arc<dyn HttpFetcher>,
+        options: JwksOptions,
+    ) -> Result<Self, FetchError> {
+        parse_url(issuer)?;
+        Ok(Self::with_location(
+            Location::Discovery {
+                issuer: issuer.to_owned(),
+            },
+            fetcher,
+            options,
+        ))
+    }
+
+    fn with_location(
+        location: Location,
+        fetcher: Arc<dyn HttpFetcher>,
+        options: JwksOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                location,
+                fetcher,
+                options,
+                clock: Arc::new(SystemClock),
+                current: ArcSwapOption::empty(),
+                refresh: tokio::sync::Mutex::new(RefreshState::default()),
+                fetches: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Uses another clock for freshness (tests). Call before sharing the value.
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.clock = clock;
+                Self {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => Self { inner },
+        }
+    }
+
+    /// The current state.
+    pub async fn status(&self) -> JwksStatus {
+        let current = self.inner.current.load_full();
+        let state = self.inner.refresh.lock().await;
+        JwksStatus {
+            keys: current.as_ref().map_or(0, |c| c.keys.len()),
+            fetches: self.inner.fetches.load(Ordering::Relaxed),
+            fresh_until: current.as_ref().map(|c| c.fresh_until),
+            stale_until: current.as_ref().map(|c| c.stale_until),
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    /// Fetches now (ignoring the refetch interval), e.g. at start-up to fail fast.
+    pub async fn refresh_now(&self) -> Result<usize, FetchError> {
+        let mut state = self.inner.refresh.lock().await;
+        let now = self.inner.clock.now();
+        state.last_attempt = Some(now);
+        let loaded = self.inner.fetch(&mut state, now).await?;
+        Ok(loaded.keys.len())
+    }
+
+    /// The key for a token's `kid` and `alg`, fetching when needed.
+    pub async fn resolve(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerificationKey>, JwtError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let snapshot = inner.current.load_full();
+        if let Some(current) = &snapshot
+            && now < current.stale_until
+        {
+            match current.keys.find(kid, alg) {
+                Ok(key) => {
+                    if now >= current.fresh_until {
+                        self.spawn_background_refresh();
+                    }
+                    return Ok(Arc::clone(key));
+                }
+                Err(JwtError::UnknownKey) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        let seen = snapshot.as_ref().map(|s| s.generation);
+
+        // Single flight: one waiter fetches, the others find its result.
+        let mut state = inner.refresh.lock().await;
+        let now = inner.clock.now();
+        let latest = inner.current.load_full();
+        let usable = latest.as_ref().filter(|l| now < l.stale_until);
+        if latest.as_ref().map(|l| l.generation) != seen
+            && let Some(latest) = usable
+        {
+            return latest.keys.find(kid, alg).cloned();
+        }
+        if let Some(last) = state.last_attempt
+            && now - last < inner.options.min_refetch_interval
+        {
+            return match usable {
+                Some(_) => Err(JwtError::UnknownKey),
+                None => Err(JwtError::KeysUnavailable(unavailable(&state))),
+            };
+        }
+        state.last_attempt = Some(now);
+        match inner.fetch(&mut state, now).await {
+            Ok(loaded) => loaded.keys.find(kid, alg).cloned(),
+            Err(error) => Err(JwtError::KeysUnavailable(format!(
+                "JWKS fetch failed: {error}"
+            ))),
+        }
+    }
+
+    fn spawn_background_refresh(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        runtime.spawn(async move {
+            let Ok(mut state) = inner.refresh.try_lock() else {
+                return; // somebody is already fetching
+            };
+            let now = inner.clock.now();
+            let still_stale = inner
+                .current
+                .load()
+                .as_ref()
+                .is_none_or(|c| now >= c.fresh_until);
+            let too_soon = state
+                .last_attempt
+                .is_some_and(|last| now - last < inner.options.min_refetch_interval);
+            if still_stale && !too_soon {
+                state.last_attempt = Some(now);
+                // The result is stored (or recorded as last_error) by fetch itself.
+                let _ = inner.fetch(&mut state, now).await;
+            }
+        });
+    }
+}
+
+fn unavailable(state: &RefreshState) -> String {
+    match &state.last_error {
+        Some(e) => format!("JWKS unavailable: {e}"),
+        None => "JWKS unavailable".into(),
+    }
+}
+
+impl Inner {
+    async fn get(&self, url: &Uri) -> Result<FetchedDocument, FetchError> {
+        check_url(url)?;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(
+            self.options.timeout,
+            self.fetcher.get(url, self.options.max_bytes),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        state: &mut RefreshState,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Loaded>, FetchError> {
+        let result = self.fetch_inner(state, now).await;
+        match &result {
+            Ok(_) => state.last_error = None,
+            Err(e) => state.last_error = Some(e.clone()),
+        }
+        result
+    }
+
+    async fn fetch_inner(
+        &self,
+        state: &mut RefreshState,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Loaded>, FetchError> {
+        let uri = match &self.location {
+            Location::Jwks(uri) => uri.clone(),
+            Location::Discovery { issuer } => match &state.jwks_uri {
+                Some(uri) => uri.clone(),
+                None => {
+                    let uri = self.discover(issuer).await?;
+                    state.jwks_uri = Some(uri.clone());
+                    uri
+                }
+            },
+        };
+        let document = self.get(&uri).await?;
+        let keys = KeySet::from_jwks_json(&document.body, &self.options.jwk_policy)
+            .map_err(|e| FetchError::InvalidDocument(e.to_string()))?;
+        if keys.is_empty() {
+            return Err(FetchError::InvalidDocument(
+                "no usable signature key".into(),
+            ));
+        }
+        let max_age = document
+            .cache_control
+            .as_deref()
+            .and_then(parse_max_age)
+            .unwrap_or(self.options.default_max_age)
+            .clamp(self.options.min_max_age, self.options.max_max_age);
+        let generation = self.current.load().as_ref().map_or(0, |c| c.generation) + 1;
+        let loaded = Arc::new(Loaded {
+            keys,
+            generation,
+            fresh_until: now + max_age,
+            stale_until: now + max_age + self.options.stale_if_error,
+        });
+        self.current.store(Some(Arc::clone(&loaded)));
+        Ok(loaded)
+    }
+
+    async fn discover(&self, issuer: &str) -> Result<Uri, FetchError> {
+        let url = parse_url(&format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        ))?;
+        let document = self.get(&url).await?;
+        let config = StrictObject::parse(&document.body)
+            .map_err(|e| FetchError::InvalidDocument(format!("discovery document: {e}")))?;
+        // OpenID Connect Discovery 1.0 §4.3: the issuer must be identical.
+        match config.get("issuer") {
+            Some(Value::String(found)) if found == issuer => {}
+            _ => return Err(FetchError::InvalidDocument("issuer does not match".into())),
+        }
+        match config.get("jwks_uri") {
+            Some(Value::String(uri)) => parse_url(uri),
+            _ => Err(FetchError::InvalidDocument("no jwks_uri".into())),
+        }
+    }
+}
+
+/// `max-age` from a `Cache-Control` value; `no-cache`/`no-store` count as 0.
+fn parse_max_age(value: &str) -> Option<Duration> {
+    let mut max_age = None;
+    for directive in value.split(',') {
+        let directive = directive.trim();
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            max_age = seconds
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    max_age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_loopback() {
+        assert!(parse_url("https://login.example.com/keys").is_ok());
+        assert!(parse_url("http://127.0.0.1:8080/keys").is_ok());
+        assert!(parse_url("http://[::1]:8080/keys").is_ok());
+        assert!(parse_url("http://localhost/keys").is_ok());
+        assert!(parse_url("http://example.com/keys").is_err());
+        assert!(parse_url("http://10.0.0.1/keys").is_err());
+        assert!(parse_url("ftp://127.0.0.1/keys").is_err());
+        assert!(parse_url("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(
+            parse_max_age("public, max-age=3600"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+}
