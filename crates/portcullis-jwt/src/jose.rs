@@ -77,8 +77,35 @@ fn decode_segment(segment: &str, what: &'static str) -> Result<Vec<u8>, JwtError
         .map_err(|_| JwtError::Malformed(what))
 }
 
+/// A compact JWS whose payload is not (necessarily) a claims set.
+#[derive(Debug)]
+pub(crate) struct RawToken<'a> {
+    pub(crate) signing_input: &'a [u8],
+    pub(crate) header: JoseHeader,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
+}
+
 /// Splits and parses a compact token of at most `max_len` bytes.
 pub(crate) fn parse_compact(token: &str, max_len: usize) -> Result<ParsedToken<'_>, JwtError> {
+    let raw = parse_compact_raw(token, max_len)?;
+    let claims = StrictObject::parse(&raw.payload).map_err(|_| {
+        if raw.payload.starts_with(b"eyJ") || raw.payload.starts_with(b"\"eyJ") {
+            JwtError::Nested
+        } else {
+            JwtError::Malformed("claims are not one JSON object with unique members")
+        }
+    })?;
+    Ok(ParsedToken {
+        signing_input: raw.signing_input,
+        header: raw.header,
+        claims,
+        signature: raw.signature,
+    })
+}
+
+/// Splits a compact JWS and checks its header; the payload is returned as bytes.
+pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<'_>, JwtError> {
     if token.len() > max_len {
         return Err(JwtError::TooLarge);
     }
@@ -102,24 +129,15 @@ pub(crate) fn parse_compact(token: &str, max_len: usize) -> Result<ParsedToken<'
         .map_err(|_| JwtError::Malformed("header is not one JSON object with unique members"))?;
     let header = check_header(&header_object)?;
 
-    let payload = decode_segment(payload_b64, "payload is not base64url")?;
-    let claims = StrictObject::parse(&payload).map_err(|_| {
-        if payload.starts_with(b"eyJ") || payload.starts_with(b"\"eyJ") {
-            JwtError::Nested
-        } else {
-            JwtError::Malformed("claims are not one JSON object with unique members")
-        }
-    })?;
+    // An empty payload is a valid JWS (it is not a valid JWT, which the claims parser refuses).
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| JwtError::Malformed("payload is not base64url"))?;
     if signature_b64.is_empty() {
         return Err(JwtError::Malformed("signature is empty"));
     }
     let signature = decode_segment(signature_b64, "signature is not base64url")?;
-    Ok(ParsedToken {
-        signing_input,
-        header,
-        claims,
-        signature,
-    })
+    Ok(RawToken { signing_input, header, payload, signature })
 }
 
 fn optional_string(header: &StrictObject, name: &'static str) -> Result<Option<String>, JwtError> {
@@ -222,4 +240,27 @@ mod tests {
             );
         }
     }
+}
+
+/// A verified JWS: its header and payload bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedJws {
+    /// The protected header.
+    pub header: JoseHeader,
+    /// The payload, as signed.
+    pub payload: Vec<u8>,
+}
+
+/// Verifies a compact JWS whose payload is any bytes (not necessarily a JWT), with the same
+/// header rules and key binding as [`crate::JwtAuthenticator`]: the key is found by exact
+/// `kid` and must be bound to the header's `alg`.
+pub fn verify_compact_jws(
+    token: &str,
+    keys: &crate::KeySet,
+    max_len: usize,
+) -> Result<VerifiedJws, JwtError> {
+    let raw = parse_compact_raw(token, max_len)?;
+    let key = keys.find(raw.header.kid.as_deref(), raw.header.alg)?;
+    key.verify(raw.header.alg, raw.signing_input, &raw.signature)?;
+    Ok(VerifiedJws { header: raw.header, payload: raw.payload })
 }

@@ -61,7 +61,7 @@ pub use error::{ConfigError, FetchError, JwtError, KeyError};
 #[cfg(feature = "remote")]
 pub use hyper_fetcher::HyperFetcher;
 pub use issuer::{IssuedToken, SigningKey, TokenIssuer, TokenRequest};
-pub use jose::{JoseHeader, algorithm_name, parse_algorithm};
+pub use jose::{JoseHeader, VerifiedJws, algorithm_name, parse_algorithm, verify_compact_jws};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{JwkPolicy, KeySet, MIN_RSA_BITS, VerificationKey, min_hmac_key_len};
 pub use provider::install_default;
