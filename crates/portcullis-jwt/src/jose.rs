@@ -137,7 +137,12 @@ pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<
         return Err(JwtError::Malformed("signature is empty"));
     }
     let signature = decode_segment(signature_b64, "signature is not base64url")?;
-    Ok(RawToken { signing_input, header, payload, signature })
+    Ok(RawToken {
+        signing_input,
+        header,
+        payload,
+        signature,
+    })
 }
 
 fn optional_string(header: &StrictObject, name: &'static str) -> Result<Option<String>, JwtError> {
@@ -262,5 +267,8 @@ pub fn verify_compact_jws(
     let raw = parse_compact_raw(token, max_len)?;
     let key = keys.find(raw.header.kid.as_deref(), raw.header.alg)?;
     key.verify(raw.header.alg, raw.signing_input, &raw.signature)?;
-    Ok(VerifiedJws { header: raw.header, payload: raw.payload })
+    Ok(VerifiedJws {
+        header: raw.header,
+        payload: raw.payload,
+    })
 }

@@ -154,7 +154,11 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 /// Runs a Wycheproof primitive file through the provider; returns (checked, disagreements).
-fn run_primitive(path: &str, alg: Algorithm, key_of: impl Fn(&Value) -> DecodingKey) -> Option<(usize, Vec<u64>)> {
+fn run_primitive(
+    path: &str,
+    alg: Algorithm,
+    key_of: impl Fn(&Value) -> DecodingKey,
+) -> Option<(usize, Vec<u64>)> {
     let file = load(path)?;
     let mut checked = 0;
     let mut differences = Vec::new();
@@ -169,7 +173,11 @@ fn run_primitive(path: &str, alg: Algorithm, key_of: impl Fn(&Value) -> Decoding
                 continue; // truncated MACs do not exist in JWS
             }
         }
-        let shared_key = if group.get("tagSize").is_some() { None } else { Some(key_of(group)) };
+        let shared_key = if group.get("tagSize").is_some() {
+            None
+        } else {
+            Some(key_of(group))
+        };
         for test in group["tests"].as_array().unwrap() {
             let key = match &shared_key {
                 Some(key) => key.clone(),
@@ -184,7 +192,11 @@ fn run_primitive(path: &str, alg: Algorithm, key_of: impl Fn(&Value) -> Decoding
                 continue;
             };
             let message = hex(test["msg"].as_str().unwrap());
-            let signature = hex(test.get("sig").or_else(|| test.get("tag")).and_then(Value::as_str).unwrap());
+            let signature = hex(test
+                .get("sig")
+                .or_else(|| test.get("tag"))
+                .and_then(Value::as_str)
+                .unwrap());
             let ok = verifier.verify(&message, &signature).is_ok();
             let agrees = match test["result"].as_str().unwrap() {
                 "valid" => ok,
@@ -236,21 +248,63 @@ fn rsa_key(group: &Value) -> DecodingKey {
 #[test]
 fn wycheproof_primitives_through_the_ring_provider() {
     let cases: Vec<(&str, Algorithm, fn(&Value) -> DecodingKey)> = vec![
-        ("ecdsa_secp256r1_sha256_p1363_test.json", Algorithm::ES256, ec_key),
-        ("ecdsa_secp384r1_sha384_p1363_test.json", Algorithm::ES384, ec_key),
+        (
+            "ecdsa_secp256r1_sha256_p1363_test.json",
+            Algorithm::ES256,
+            ec_key,
+        ),
+        (
+            "ecdsa_secp384r1_sha384_p1363_test.json",
+            Algorithm::ES384,
+            ec_key,
+        ),
         ("ed25519_test.json", Algorithm::EdDSA, |g| {
             DecodingKey::from_ed_der(&hex(g["publicKey"]["pk"].as_str().unwrap()))
         }),
-        ("rsa_signature_2048_sha256_test.json", Algorithm::RS256, rsa_key),
-        ("rsa_signature_3072_sha384_test.json", Algorithm::RS384, rsa_key),
-        ("rsa_signature_4096_sha512_test.json", Algorithm::RS512, rsa_key),
-        ("rsa_pss_2048_sha256_mgf1_32_test.json", Algorithm::PS256, rsa_key),
-        ("rsa_pss_3072_sha256_mgf1_32_test.json", Algorithm::PS256, rsa_key),
-        ("rsa_pss_2048_sha384_mgf1_48_test.json", Algorithm::PS384, rsa_key),
-        ("rsa_pss_4096_sha512_mgf1_64_test.json", Algorithm::PS512, rsa_key),
-        ("hmac_sha256_test.json", Algorithm::HS256, |t| DecodingKey::from_secret(&hex(t["key"].as_str().unwrap()))),
-        ("hmac_sha384_test.json", Algorithm::HS384, |t| DecodingKey::from_secret(&hex(t["key"].as_str().unwrap()))),
-        ("hmac_sha512_test.json", Algorithm::HS512, |t| DecodingKey::from_secret(&hex(t["key"].as_str().unwrap()))),
+        (
+            "rsa_signature_2048_sha256_test.json",
+            Algorithm::RS256,
+            rsa_key,
+        ),
+        (
+            "rsa_signature_3072_sha384_test.json",
+            Algorithm::RS384,
+            rsa_key,
+        ),
+        (
+            "rsa_signature_4096_sha512_test.json",
+            Algorithm::RS512,
+            rsa_key,
+        ),
+        (
+            "rsa_pss_2048_sha256_mgf1_32_test.json",
+            Algorithm::PS256,
+            rsa_key,
+        ),
+        (
+            "rsa_pss_3072_sha256_mgf1_32_test.json",
+            Algorithm::PS256,
+            rsa_key,
+        ),
+        (
+            "rsa_pss_2048_sha384_mgf1_48_test.json",
+            Algorithm::PS384,
+            rsa_key,
+        ),
+        (
+            "rsa_pss_4096_sha512_mgf1_64_test.json",
+            Algorithm::PS512,
+            rsa_key,
+        ),
+        ("hmac_sha256_test.json", Algorithm::HS256, |t| {
+            DecodingKey::from_secret(&hex(t["key"].as_str().unwrap()))
+        }),
+        ("hmac_sha384_test.json", Algorithm::HS384, |t| {
+            DecodingKey::from_secret(&hex(t["key"].as_str().unwrap()))
+        }),
+        ("hmac_sha512_test.json", Algorithm::HS512, |t| {
+            DecodingKey::from_secret(&hex(t["key"].as_str().unwrap()))
+        }),
     ];
     let mut total = 0;
     for (file, alg, key_of) in cases {
@@ -260,7 +314,10 @@ fn wycheproof_primitives_through_the_ring_provider() {
             return;
         };
         assert!(checked > 50, "{file}: only {checked} tests ran");
-        assert!(differences.is_empty(), "{file}: disagreements on tcIds {differences:?}");
+        assert!(
+            differences.is_empty(),
+            "{file}: disagreements on tcIds {differences:?}"
+        );
         total += checked;
     }
     println!("{total} primitive signature vectors agree");
@@ -269,13 +326,24 @@ fn wycheproof_primitives_through_the_ring_provider() {
 
 fn rfc_example(id: &str) -> Option<Value> {
     let file = load("rfc_jose_examples.json")?;
-    let example = file["examples"].as_array().unwrap().iter().find(|e| e["id"] == id).cloned();
+    let example = file["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .cloned();
     Some(example.unwrap_or_else(|| panic!("no example {id}")))
 }
 
 fn key_set(jwk: &Value) -> KeySet {
-    KeySet::from_jwks_json(jwk.to_string().as_bytes(), &JwkPolicy { default_hmac_alg: Some(Algorithm::HS256), ..JwkPolicy::default() })
-        .unwrap()
+    KeySet::from_jwks_json(
+        jwk.to_string().as_bytes(),
+        &JwkPolicy {
+            default_hmac_alg: Some(Algorithm::HS256),
+            ..JwkPolicy::default()
+        },
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -287,7 +355,9 @@ async fn rfc_examples_with_valid_signatures_verify() {
         ("rfc8037-A.4", Algorithm::EdDSA),
         ("rfc7797-4.1", Algorithm::HS256),
     ] {
-        let Some(example) = rfc_example(id) else { return };
+        let Some(example) = rfc_example(id) else {
+            return;
+        };
         let keys = key_set(&example["key"]);
         let verified = verify_compact_jws(example["token"].as_str().unwrap(), &keys, 8192)
             .unwrap_or_else(|e| panic!("{id}: {e}"));
@@ -312,11 +382,15 @@ async fn rfc_examples_with_valid_signatures_verify() {
 
 #[tokio::test]
 async fn rfc7519_example_jwt_is_expired_now_and_valid_in_2011() {
-    let Some(example) = rfc_example("rfc7515-A.1") else { return };
+    let Some(example) = rfc_example("rfc7515-A.1") else {
+        return;
+    };
     let keys = key_set(&example["key"]);
     let token = example["token"].as_str().unwrap();
     let at = |unix: i64| -> Arc<dyn Clock> {
-        Arc::new(ManualClock::new(time::OffsetDateTime::from_unix_timestamp(unix).unwrap()))
+        Arc::new(ManualClock::new(
+            time::OffsetDateTime::from_unix_timestamp(unix).unwrap(),
+        ))
     };
     let verifier = |clock| {
         JwtAuthenticator::builder()
@@ -329,12 +403,21 @@ async fn rfc7519_example_jwt_is_expired_now_and_valid_in_2011() {
     assert_eq!(now.verify(token).await.unwrap_err(), JwtError::Expired);
     // One minute before exp the signature and claims hold (there is no sub, so no principal).
     let then = verifier(at(1_300_819_380 - 60));
-    assert_eq!(then.verify(token).await.unwrap_err(), JwtError::MissingClaim("sub"));
+    assert_eq!(
+        then.verify(token).await.unwrap_err(),
+        JwtError::MissingClaim("sub")
+    );
     let unchecked = JwtAuthenticator::builder()
-        .issuer(IssuerConfig::with_matcher(IssuerMatcher::Exact(vec!["mallory".into()]), keys.clone()))
+        .issuer(IssuerConfig::with_matcher(
+            IssuerMatcher::Exact(vec!["mallory".into()]),
+            keys.clone(),
+        ))
         .build()
         .unwrap();
-    assert_eq!(unchecked.verify(token).await.unwrap_err(), JwtError::UnknownIssuer);
+    assert_eq!(
+        unchecked.verify(token).await.unwrap_err(),
+        JwtError::UnknownIssuer
+    );
 }
 
 #[test]
@@ -349,15 +432,35 @@ fn rfc_examples_that_must_be_rejected() {
         ("rfc7519-A.2", "nested JWT in a JWE"),
         ("rfc7797-4.2", "b64 false, detached payload"),
     ];
-    let fallback = KeySet::new(vec![portcullis_jwt::VerificationKey::hmac(Algorithm::HS256, &[9; 32]).unwrap()]).unwrap();
+    let fallback = KeySet::new(vec![
+        portcullis_jwt::VerificationKey::hmac(Algorithm::HS256, &[9; 32]).unwrap(),
+    ])
+    .unwrap();
     for (id, why) in cases {
-        let Some(example) = rfc_example(id) else { return };
-        let keys = example.get("key").map_or_else(|| fallback.clone(), |k| {
-            KeySet::from_jwks_json(k.to_string().as_bytes(), &JwkPolicy { default_hmac_alg: Some(Algorithm::HS256), ..JwkPolicy::default() })
+        let Some(example) = rfc_example(id) else {
+            return;
+        };
+        let keys = example.get("key").map_or_else(
+            || fallback.clone(),
+            |k| {
+                KeySet::from_jwks_json(
+                    k.to_string().as_bytes(),
+                    &JwkPolicy {
+                        default_hmac_alg: Some(Algorithm::HS256),
+                        ..JwkPolicy::default()
+                    },
+                )
                 .unwrap_or_else(|_| fallback.clone())
-        });
-        let token = example["token"].as_str().map(str::to_owned).unwrap_or_else(|| example["token"].to_string());
-        assert!(verify_compact_jws(&token, &keys, 64 * 1024).is_err(), "{id} accepted ({why})");
+            },
+        );
+        let token = example["token"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| example["token"].to_string());
+        assert!(
+            verify_compact_jws(&token, &keys, 64 * 1024).is_err(),
+            "{id} accepted ({why})"
+        );
     }
 }
 
@@ -376,7 +479,11 @@ fn jose_cookbook_compact_signatures() {
         let compact = example["output"]["compact"].as_str().unwrap();
         // The cookbook's RSA key has no `alg`: it is bound to the algorithm by configuration.
         let policy = JwkPolicy {
-            default_rsa_alg: if file.starts_with("4_2") { Algorithm::PS384 } else { Algorithm::RS256 },
+            default_rsa_alg: if file.starts_with("4_2") {
+                Algorithm::PS384
+            } else {
+                Algorithm::RS256
+            },
             ..JwkPolicy::default()
         };
         let keys = KeySet::from_jwks_json(example["input"]["key"].to_string().as_bytes(), &policy);
@@ -385,7 +492,10 @@ fn jose_cookbook_compact_signatures() {
         });
         assert_eq!(result.is_ok(), outcome, "{file}: {result:?}");
         if let Ok(jws) = result {
-            assert_eq!(jws.payload, example["input"]["payload"].as_str().unwrap().as_bytes());
+            assert_eq!(
+                jws.payload,
+                example["input"]["payload"].as_str().unwrap().as_bytes()
+            );
             verified += 1;
         }
     }
