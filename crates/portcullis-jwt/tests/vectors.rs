@@ -21,7 +21,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use jsonwebtoken::DecodingKey;
-use jsonwebtoken::signature::Verifier as _;
 use portcullis_core::{Clock, ManualClock};
 use portcullis_jwt::provider::RING_PROVIDER;
 use portcullis_jwt::{
