@@ -3,8 +3,9 @@
 //! * Reads never wait on a lock: a request whose `kid` is in the current key set is served
 //!   from an atomically swapped snapshot.
 //! * An unknown `kid` triggers one refetch for all the requests that wait for it (single
-//!   flight); refetches are at least [`JwksOptions::min_refetch_interval`] apart, so a flood
-//!   of made-up `kid`s costs the identity provider one request per interval.
+//!   flight); such refetches are at least [`JwksOptions::min_refetch_interval`] apart, so a
+//!   flood of made-up `kid`s costs the identity provider one request per interval. A failed
+//!   fetch is retried at most once per interval too.
 //! * The set is fresh for the response's `Cache-Control: max-age` (clamped); after that the
 //!   next request starts a background refresh and is served from the current set.
 //! * When the endpoint fails, the last good set keeps serving until
@@ -136,7 +137,10 @@ struct Loaded {
 
 #[derive(Debug, Default)]
 struct RefreshState {
-    last_attempt: Option<OffsetDateTime>,
+    /// When the last fetch failed (failed fetches are retried at most once per interval).
+    last_failure: Option<OffsetDateTime>,
+    /// When an unknown `kid` last caused a fetch (at most once per interval).
+    last_kid_refetch: Option<OffsetDateTime>,
     jwks_uri: Option<Uri>,
     last_error: Option<FetchError>,
 }
@@ -259,7 +263,6 @@ impl RemoteJwks {
     pub async fn refresh_now(&self) -> Result<usize, FetchError> {
         let mut state = self.inner.refresh.lock().await;
         let now = self.inner.clock.now();
-        state.last_attempt = Some(now);
         let loaded = self.inner.fetch(&mut state, now).await?;
         Ok(loaded.keys.len())
     }
@@ -299,20 +302,20 @@ impl RemoteJwks {
         {
             return latest.keys.find(kid, alg).cloned();
         }
-        if let Some(last) = state.last_attempt
-            && now - last < inner.options.min_refetch_interval
-        {
-            return match usable {
-                Some(_) => Err(JwtError::UnknownKey),
-                None => Err(JwtError::KeysUnavailable(unavailable(&state))),
-            };
+        let interval = inner.options.min_refetch_interval;
+        let recent = |at: Option<OffsetDateTime>| at.is_some_and(|at| now - at < interval);
+        if usable.is_some() {
+            // The set is good but lacks this kid: maybe a rotation, maybe a made-up kid.
+            if recent(state.last_kid_refetch) {
+                return Err(JwtError::UnknownKey);
+            }
+            state.last_kid_refetch = Some(now);
+        } else if recent(state.last_failure) {
+            return Err(JwtError::KeysUnavailable(unavailable(&state)));
         }
-        state.last_attempt = Some(now);
         match inner.fetch(&mut state, now).await {
             Ok(loaded) => loaded.keys.find(kid, alg).cloned(),
-            Err(error) => Err(JwtError::KeysUnavailable(format!(
-                "JWKS fetch failed: {error}"
-            ))),
+            Err(error) => Err(JwtError::KeysUnavailable(format!("JWKS fetch failed: {error}"))),
         }
     }
 
@@ -332,10 +335,9 @@ impl RemoteJwks {
                 .as_ref()
                 .is_none_or(|c| now >= c.fresh_until);
             let too_soon = state
-                .last_attempt
+                .last_failure
                 .is_some_and(|last| now - last < inner.options.min_refetch_interval);
             if still_stale && !too_soon {
-                state.last_attempt = Some(now);
                 // The result is stored (or recorded as last_error) by fetch itself.
                 let _ = inner.fetch(&mut state, now).await;
             }
@@ -372,8 +374,14 @@ impl Inner {
     ) -> Result<Arc<Loaded>, FetchError> {
         let result = self.fetch_inner(state, now).await;
         match &result {
-            Ok(_) => state.last_error = None,
-            Err(e) => state.last_error = Some(e.clone()),
+            Ok(_) => {
+                state.last_error = None;
+                state.last_failure = None;
+            }
+            Err(e) => {
+                state.last_error = Some(e.clone());
+                state.last_failure = Some(now);
+            }
         }
         result
     }
