@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a PostgreSQL server and a Redis server are running on 127.0.0.1 for the tests,
 # installing them from Debian packages when missing and starting them when stopped, and that
-# the command-line peers the tests use (jq, openssl) are installed. Creates a `portcullis`
+# the command-line peers the tests use (jq, openssl, PyJWT) are installed. Creates a `portcullis`
 # role and a `portcullis_test` database. Idempotent: run it as often as you like.
 #
 # Prints, on standard output and nothing else, the variables to use:
@@ -44,6 +44,11 @@ command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
+fi
+# PyJWT (with python-cryptography): the JWT interoperability tests sign and verify with it.
+if ! python3 -c "import jwt, cryptography" >/dev/null 2>&1; then
+  log "pip install pyjwt[crypto]"
+  python3 -m pip install --quiet --disable-pip-version-check "pyjwt[crypto]>=2.10" >&2
 fi
 
 # --- PostgreSQL -------------------------------------------------------------------------

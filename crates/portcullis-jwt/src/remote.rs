@@ -315,7 +315,9 @@ impl RemoteJwks {
         }
         match inner.fetch(&mut state, now).await {
             Ok(loaded) => loaded.keys.find(kid, alg).cloned(),
-            Err(error) => Err(JwtError::KeysUnavailable(format!("JWKS fetch failed: {error}"))),
+            Err(error) => Err(JwtError::KeysUnavailable(format!(
+                "JWKS fetch failed: {error}"
+            ))),
         }
     }
 

@@ -65,13 +65,17 @@ impl Server {
         let handle = server.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let handle = handle.clone();
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut buf = [0u8; 1024];
                     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        let Ok(n) = stream.read(&mut buf).await else { return };
+                        let Ok(n) = stream.read(&mut buf).await else {
+                            return;
+                        };
                         if n == 0 {
                             return;
                         }
@@ -81,7 +85,8 @@ impl Server {
                     let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     let (status, body, cache, delay) = {
                         let state = handle.state.lock().unwrap();
-                        let (status, body) = if path.ends_with("/.well-known/openid-configuration") {
+                        let (status, body) = if path.ends_with("/.well-known/openid-configuration")
+                        {
                             handle.discovery_hits.fetch_add(1, Ordering::SeqCst);
                             (200, state.discovery.clone())
                         } else {
@@ -132,26 +137,43 @@ struct Fixture {
 
 async fn fixture(options: JwksOptions) -> Fixture {
     let server = Server::start().await;
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+    ));
     let issuer = TokenIssuer::new(ISS, SigningKey::generate("k1", Algorithm::ES256).unwrap())
         .audiences(["api"])
         .access_ttl(Duration::from_secs(86_400 * 2))
         .clock(clock.clone());
     server.set(|s| s.jwks = issuer.jwks().to_string());
-    let remote = RemoteJwks::new(&server.url(), Arc::new(HyperFetcher::new().unwrap()), options)
-        .unwrap()
-        .with_clock(clock.clone());
+    let remote = RemoteJwks::new(
+        &server.url(),
+        Arc::new(HyperFetcher::new().unwrap()),
+        options,
+    )
+    .unwrap()
+    .with_clock(clock.clone());
     let verifier = JwtAuthenticator::builder()
         .issuer(IssuerConfig::new(ISS, remote.clone()).audiences(["api"]))
         .clock(clock.clone())
         .build()
         .unwrap();
-    Fixture { server, clock, issuer, remote, verifier }
+    Fixture {
+        server,
+        clock,
+        issuer,
+        remote,
+        verifier,
+    }
 }
 
 impl Fixture {
     fn token(&self) -> String {
-        self.issuer.issue(&TokenRequest::access("alice")).unwrap().token.expose().to_owned()
+        self.issuer
+            .issue(&TokenRequest::access("alice"))
+            .unwrap()
+            .token
+            .expose()
+            .to_owned()
     }
 
     fn advance(&self, secs: u64) {
@@ -174,11 +196,19 @@ async fn rotation_is_picked_up_through_an_unknown_kid() {
     let f = fixture(JwksOptions::default()).await;
     let old = f.token();
     assert!(f.verifier.verify(&old).await.is_ok());
-    f.issuer.rotate(SigningKey::generate("k2", Algorithm::ES256).unwrap(), Duration::from_secs(3600)).unwrap();
+    f.issuer
+        .rotate(
+            SigningKey::generate("k2", Algorithm::ES256).unwrap(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
     f.server.set(|s| s.jwks = f.issuer.jwks().to_string());
     let new = f.token();
     assert!(f.verifier.verify(&new).await.is_ok());
-    assert!(f.verifier.verify(&old).await.is_ok(), "the previous key is still published");
+    assert!(
+        f.verifier.verify(&old).await.is_ok(),
+        "the previous key is still published"
+    );
     assert_eq!(f.server.hits(), 2);
 }
 
@@ -186,7 +216,12 @@ async fn rotation_is_picked_up_through_an_unknown_kid() {
 async fn a_hundred_concurrent_requests_with_a_new_kid_cause_one_fetch() {
     let f = fixture(JwksOptions::default()).await;
     assert!(f.verifier.verify(&f.token()).await.is_ok());
-    f.issuer.rotate(SigningKey::generate("k2", Algorithm::ES256).unwrap(), Duration::from_secs(3600)).unwrap();
+    f.issuer
+        .rotate(
+            SigningKey::generate("k2", Algorithm::ES256).unwrap(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
     f.server.set(|s| {
         s.jwks = f.issuer.jwks().to_string();
         s.delay = Duration::from_millis(100);
@@ -202,7 +237,11 @@ async fn a_hundred_concurrent_requests_with_a_new_kid_cause_one_fetch() {
     for task in tasks {
         assert!(task.await.unwrap().is_ok());
     }
-    assert_eq!(f.server.hits(), 2, "one initial fetch and one for the new kid");
+    assert_eq!(
+        f.server.hits(),
+        2,
+        "one initial fetch and one for the new kid"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,17 +249,26 @@ async fn made_up_kids_cost_at_most_one_fetch_per_interval() {
     let f = fixture(JwksOptions::default()).await;
     assert!(f.verifier.verify(&f.token()).await.is_ok());
     for i in 0..50 {
-        let forged = TokenIssuer::new(ISS, SigningKey::generate(&format!("made-up-{i}"), Algorithm::ES256).unwrap())
-            .audiences(["api"])
-            .clock(f.clock.clone());
+        let forged = TokenIssuer::new(
+            ISS,
+            SigningKey::generate(&format!("made-up-{i}"), Algorithm::ES256).unwrap(),
+        )
+        .audiences(["api"])
+        .clock(f.clock.clone());
         let token = forged.issue(&TokenRequest::access("mallory")).unwrap();
-        assert_eq!(f.verifier.verify(token.token.expose()).await.unwrap_err(), JwtError::UnknownKey);
+        assert_eq!(
+            f.verifier.verify(token.token.expose()).await.unwrap_err(),
+            JwtError::UnknownKey
+        );
     }
     assert_eq!(f.server.hits(), 2);
     f.advance(31);
-    let forged = TokenIssuer::new(ISS, SigningKey::generate("again", Algorithm::ES256).unwrap())
-        .audiences(["api"])
-        .clock(f.clock.clone());
+    let forged = TokenIssuer::new(
+        ISS,
+        SigningKey::generate("again", Algorithm::ES256).unwrap(),
+    )
+    .audiences(["api"])
+    .clock(f.clock.clone());
     let token = forged.issue(&TokenRequest::access("mallory")).unwrap();
     assert!(f.verifier.verify(token.token.expose()).await.is_err());
     assert_eq!(f.server.hits(), 3);
@@ -237,7 +285,10 @@ async fn outage_serves_stale_keys_until_the_bound_then_503() {
     assert!(f.verifier.verify(&token).await.is_ok());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(f.server.hits(), 2, "a background refresh was attempted");
-    assert_eq!(f.remote.status().await.last_error, Some(portcullis_jwt::FetchError::Status(500)));
+    assert_eq!(
+        f.remote.status().await.last_error,
+        Some(portcullis_jwt::FetchError::Status(500))
+    );
     // Still inside stale-if-error (1 h).
     f.advance(3_000);
     assert!(f.verifier.verify(&token).await.is_ok());
@@ -246,7 +297,10 @@ async fn outage_serves_stale_keys_until_the_bound_then_503() {
     let error = f.verifier.verify(&token).await.unwrap_err();
     assert!(matches!(error, JwtError::KeysUnavailable(_)), "{error:?}");
     let auth_error = error.into_auth_error();
-    assert!(matches!(auth_error.kind(), AuthErrorKind::DependencyUnavailable(_)));
+    assert!(matches!(
+        auth_error.kind(),
+        AuthErrorKind::DependencyUnavailable(_)
+    ));
     assert_eq!(auth_error.status(), http::StatusCode::SERVICE_UNAVAILABLE);
     // Errors are not cached: once the endpoint is back (and the interval passed), it works.
     f.server.set(|s| s.mode = Mode::Serve);
@@ -256,21 +310,30 @@ async fn outage_serves_stale_keys_until_the_bound_then_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_endpoint_times_out_as_unavailable() {
-    let options = JwksOptions { timeout: Duration::from_millis(200), ..JwksOptions::default() };
+    let options = JwksOptions {
+        timeout: Duration::from_millis(200),
+        ..JwksOptions::default()
+    };
     let f = fixture(options).await;
     f.server.set(|s| s.delay = Duration::from_secs(3));
     let started = std::time::Instant::now();
     let error = f.verifier.verify(&f.token()).await.unwrap_err();
     assert!(matches!(error, JwtError::KeysUnavailable(_)), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(f.remote.status().await.last_error, Some(portcullis_jwt::FetchError::Timeout));
+    assert_eq!(
+        f.remote.status().await.last_error,
+        Some(portcullis_jwt::FetchError::Timeout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_json_never_replaces_good_keys() {
     let f = fixture(JwksOptions::default()).await;
     f.server.set(|s| s.mode = Mode::Garbage);
-    assert!(matches!(f.verifier.verify(&f.token()).await.unwrap_err(), JwtError::KeysUnavailable(_)));
+    assert!(matches!(
+        f.verifier.verify(&f.token()).await.unwrap_err(),
+        JwtError::KeysUnavailable(_)
+    ));
     f.server.set(|s| s.mode = Mode::Serve);
     f.advance(31);
     assert!(f.verifier.verify(&f.token()).await.is_ok());
@@ -280,18 +343,27 @@ async fn invalid_json_never_replaces_good_keys() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let status = f.remote.status().await;
     assert_eq!(status.keys, 1);
-    assert!(matches!(status.last_error, Some(portcullis_jwt::FetchError::InvalidDocument(_))));
+    assert!(matches!(
+        status.last_error,
+        Some(portcullis_jwt::FetchError::InvalidDocument(_))
+    ));
     assert!(f.verifier.verify(&f.token()).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_from_an_unknown_issuer_causes_no_fetch() {
     let f = fixture(JwksOptions::default()).await;
-    let other = TokenIssuer::new("https://evil.example", SigningKey::generate("k1", Algorithm::ES256).unwrap())
-        .audiences(["api"])
-        .clock(f.clock.clone());
+    let other = TokenIssuer::new(
+        "https://evil.example",
+        SigningKey::generate("k1", Algorithm::ES256).unwrap(),
+    )
+    .audiences(["api"])
+    .clock(f.clock.clone());
     let token = other.issue(&TokenRequest::access("mallory")).unwrap();
-    assert_eq!(f.verifier.verify(token.token.expose()).await.unwrap_err(), JwtError::UnknownIssuer);
+    assert_eq!(
+        f.verifier.verify(token.token.expose()).await.unwrap_err(),
+        JwtError::UnknownIssuer
+    );
     assert_eq!(f.server.hits(), 0);
 }
 
@@ -300,12 +372,16 @@ async fn oidc_discovery_finds_the_jwks_and_checks_the_issuer() {
     let server = Server::start().await;
     let issuer_url = server.base.clone();
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-    let issuer = TokenIssuer::new(issuer_url.clone(), SigningKey::generate("d1", Algorithm::EdDSA).unwrap())
-        .audiences(["client-1"])
-        .clock(clock.clone());
+    let issuer = TokenIssuer::new(
+        issuer_url.clone(),
+        SigningKey::generate("d1", Algorithm::EdDSA).unwrap(),
+    )
+    .audiences(["client-1"])
+    .clock(clock.clone());
     server.set(|s| {
         s.jwks = issuer.jwks().to_string();
-        s.discovery = serde_json::json!({"issuer": issuer_url, "jwks_uri": server.url()}).to_string();
+        s.discovery =
+            serde_json::json!({"issuer": issuer_url, "jwks_uri": server.url()}).to_string();
     });
     let options = presets::ProviderOptions::new(Arc::new(HyperFetcher::new().unwrap()));
     let verifier = JwtAuthenticator::builder()
@@ -321,8 +397,17 @@ async fn oidc_discovery_finds_the_jwks_and_checks_the_issuer() {
 
     // A discovery document naming another issuer is refused.
     let other = Server::start().await;
-    other.set(|s| s.discovery = serde_json::json!({"issuer": "https://elsewhere.example", "jwks_uri": other.url()}).to_string());
-    let remote = RemoteJwks::discover(&other.base, Arc::new(HyperFetcher::new().unwrap()), JwksOptions::default()).unwrap();
+    other.set(|s| {
+        s.discovery =
+            serde_json::json!({"issuer": "https://elsewhere.example", "jwks_uri": other.url()})
+                .to_string()
+    });
+    let remote = RemoteJwks::discover(
+        &other.base,
+        Arc::new(HyperFetcher::new().unwrap()),
+        JwksOptions::default(),
+    )
+    .unwrap();
     assert!(remote.refresh_now().await.is_err());
     assert_eq!(other.hits(), 0);
 }
@@ -331,15 +416,47 @@ async fn oidc_discovery_finds_the_jwks_and_checks_the_issuer() {
 fn presets_know_their_providers() {
     let options = presets::ProviderOptions::new(Arc::new(HyperFetcher::new().unwrap()));
     let google = presets::google(&["123.apps.googleusercontent.com"], &options).unwrap();
-    assert!(matches!(google.matcher(), portcullis_jwt::IssuerMatcher::Exact(v) if v.contains(&"https://accounts.google.com".to_owned())));
+    assert!(
+        matches!(google.matcher(), portcullis_jwt::IssuerMatcher::Exact(v) if v.contains(&"https://accounts.google.com".to_owned()))
+    );
     let entra = presets::microsoft("contoso-tenant-id", &["api://orders"], &options).unwrap();
-    assert!(matches!(entra.matcher(), portcullis_jwt::IssuerMatcher::Exact(v) if v == &["https://login.microsoftonline.com/contoso-tenant-id/v2.0".to_owned()]));
+    assert!(
+        matches!(entra.matcher(), portcullis_jwt::IssuerMatcher::Exact(v) if v == &["https://login.microsoftonline.com/contoso-tenant-id/v2.0".to_owned()])
+    );
     let multi = presets::microsoft_multi_tenant(&["api://orders"], &[], &options).unwrap();
-    assert!(matches!(multi.matcher(), portcullis_jwt::IssuerMatcher::Template { tenant_claim, .. } if tenant_claim == "tid"));
-    let okta = presets::okta("dev-1.okta.com", Some("default"), &["api://default"], &options).unwrap();
-    assert!(matches!(okta.matcher(), portcullis_jwt::IssuerMatcher::Exact(v) if v == &["https://dev-1.okta.com/oauth2/default".to_owned()]));
-    let auth0 = presets::auth0("tenant.eu.auth0.com", &["https://api"], "https://example.com/roles", &options).unwrap();
-    assert!(matches!(auth0.matcher(), portcullis_jwt::IssuerMatcher::Exact(v) if v == &["https://tenant.eu.auth0.com/".to_owned()]));
-    assert!(presets::google(&[], &options).is_err(), "an audience is required");
-    assert!(RemoteJwks::new("http://idp.example/keys", Arc::new(HyperFetcher::new().unwrap()), JwksOptions::default()).is_err());
+    assert!(
+        matches!(multi.matcher(), portcullis_jwt::IssuerMatcher::Template { tenant_claim, .. } if tenant_claim == "tid")
+    );
+    let okta = presets::okta(
+        "dev-1.okta.com",
+        Some("default"),
+        &["api://default"],
+        &options,
+    )
+    .unwrap();
+    assert!(
+        matches!(okta.matcher(), portcullis_jwt::IssuerMatcher::Exact(v) if v == &["https://dev-1.okta.com/oauth2/default".to_owned()])
+    );
+    let auth0 = presets::auth0(
+        "tenant.eu.auth0.com",
+        &["https://api"],
+        "https://example.com/roles",
+        &options,
+    )
+    .unwrap();
+    assert!(
+        matches!(auth0.matcher(), portcullis_jwt::IssuerMatcher::Exact(v) if v == &["https://tenant.eu.auth0.com/".to_owned()])
+    );
+    assert!(
+        presets::google(&[], &options).is_err(),
+        "an audience is required"
+    );
+    assert!(
+        RemoteJwks::new(
+            "http://idp.example/keys",
+            Arc::new(HyperFetcher::new().unwrap()),
+            JwksOptions::default()
+        )
+        .is_err()
+    );
 }
