@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::claims::{ClaimMapping, Validation};
 use crate::error::{ConfigError, JwtError};
 use crate::issuer::TokenIssuer;
-use crate::jose::parse_compact;
+use crate::jose::{parse_claims, parse_compact_raw};
 use crate::keys::{KeySet, VerificationKey};
 use crate::remote::RemoteJwks;
 
@@ -115,7 +115,7 @@ impl IssuerMatcher {
     fn template_matches(
         &self,
         iss: &str,
-        claims: &crate::json::StrictObject,
+        claims: &crate::json::StrictObject<'_>,
     ) -> Result<bool, JwtError> {
         let Self::Template {
             prefix,
@@ -366,8 +366,9 @@ impl JwtAuthenticator {
     /// Verifies a compact token and returns the principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, JwtError> {
         let inner = &*self.inner;
-        let parsed = parse_compact(token, inner.max_token_bytes)?;
-        let issuer = self.select_issuer(&parsed.claims)?;
+        let parsed = parse_compact_raw(token, inner.max_token_bytes)?;
+        let claims = parse_claims(&parsed.payload)?;
+        let issuer = self.select_issuer(&claims)?;
         if parsed.header.carries_key_reference
             && issuer.key_references == KeyReferencePolicy::Reject
         {
@@ -382,11 +383,11 @@ impl JwtAuthenticator {
         let now = inner.clock.now();
         let exp = issuer
             .validation
-            .check(&parsed.claims, now.unix_timestamp())?;
-        issuer.mapping.principal(parsed.claims, exp, now)
+            .check(&claims, now.unix_timestamp())?;
+        issuer.mapping.principal(claims, exp, now)
     }
 
-    fn select_issuer(&self, claims: &crate::json::StrictObject) -> Result<&IssuerConfig, JwtError> {
+    fn select_issuer(&self, claims: &crate::json::StrictObject<'_>) -> Result<&IssuerConfig, JwtError> {
         let inner = &*self.inner;
         let pick = |index: usize| inner.issuers.get(index).ok_or(JwtError::UnknownIssuer);
         match claims.get("iss") {

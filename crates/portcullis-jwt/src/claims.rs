@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use portcullis_core::{AuthMethod, Principal, PrincipalKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::JwtError;
@@ -157,7 +157,7 @@ impl Validation {
     }
 
     /// Checks the registered claims at `now` (Unix seconds). Returns `exp`.
-    pub(crate) fn check(&self, claims: &StrictObject, now: i64) -> Result<i64, JwtError> {
+    pub(crate) fn check(&self, claims: &StrictObject<'_>, now: i64) -> Result<i64, JwtError> {
         let leeway = self.leeway_secs;
         // RFC 7519 §4.1.4: reject "on or after" exp; fractional values round toward the
         // stricter outcome (exp down, nbf and iat up).
@@ -281,7 +281,7 @@ impl ClaimPath {
         self.0.split('.').next().unwrap_or(&self.0)
     }
 
-    fn lookup<'a>(&self, claims: &'a StrictObject) -> Option<&'a Value> {
+    fn lookup<'a>(&self, claims: &'a StrictObject<'_>) -> Option<&'a Value> {
         if let Some(value) = claims.get(&self.0) {
             return Some(value);
         }
@@ -293,12 +293,17 @@ impl ClaimPath {
         Some(current)
     }
 
-    fn consumed_key(&self, claims: &StrictObject) -> String {
+    /// Removes the claim (or, for a nested path, the top-level claim holding it) and returns
+    /// the value at the path.
+    fn take_from(&self, claims: &mut StrictObject<'_>) -> Option<Value> {
         if claims.contains(&self.0) {
-            self.0.clone()
-        } else {
-            self.top().to_owned()
+            return claims.take(&self.0);
         }
+        let value = self.lookup(claims).cloned();
+        if value.is_some() {
+            claims.take(self.top());
+        }
+        value
     }
 }
 
@@ -329,10 +334,7 @@ impl Default for ClaimMapping {
     }
 }
 
-fn string_claim<'a>(
-    value: Option<&'a Value>,
-    name: &'static str,
-) -> Result<Option<&'a str>, JwtError> {
+fn string_claim(value: Option<Value>, name: &'static str) -> Result<Option<String>, JwtError> {
     match value {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -341,14 +343,14 @@ fn string_claim<'a>(
 }
 
 /// An array of strings, or one space-separated string.
-fn string_list(value: Option<&Value>, name: &'static str) -> Result<Vec<String>, JwtError> {
+fn string_list(value: Option<Value>, name: &'static str) -> Result<Vec<String>, JwtError> {
     match value {
         None => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(s.split_ascii_whitespace().map(str::to_owned).collect()),
         Some(Value::Array(items)) => items
-            .iter()
+            .into_iter()
             .map(|item| match item {
-                Value::String(s) => Ok(s.clone()),
+                Value::String(s) => Ok(s),
                 _ => Err(JwtError::InvalidClaim(name)),
             })
             .collect(),
@@ -357,53 +359,34 @@ fn string_list(value: Option<&Value>, name: &'static str) -> Result<Vec<String>,
 }
 
 impl ClaimMapping {
-    /// Builds the principal from validated claims.
+    /// Builds the principal from validated claims, moving their values.
     pub(crate) fn principal(
         &self,
-        mut claims: StrictObject,
+        mut claims: StrictObject<'_>,
         exp: i64,
         now: OffsetDateTime,
     ) -> Result<Principal, JwtError> {
-        let subject = match claims.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        let subject = match claims.take("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s,
             Some(_) => return Err(JwtError::InvalidClaim("sub")),
             None => return Err(JwtError::MissingClaim("sub")),
         };
-        let roles = string_list(self.roles.lookup(&claims), "roles")?;
+        let roles = string_list(self.roles.take_from(&mut claims), "roles")?;
         let tenant = match &self.tenant {
-            Some(path) => string_claim(path.lookup(&claims), "tenant")?.map(str::to_owned),
+            Some(path) => string_claim(path.take_from(&mut claims), "tenant")?,
             None => None,
         };
-        let name = string_claim(self.name.lookup(&claims), "name")?.map(str::to_owned);
-        let email = string_claim(self.email.lookup(&claims), "email")?.map(str::to_owned);
-        let mut scopes = string_list(claims.get("scope"), "scope")?;
-        scopes.extend(string_list(claims.get("scp"), "scp")?);
+        let name = string_claim(self.name.take_from(&mut claims), "name")?;
+        let email = string_claim(self.email.take_from(&mut claims), "email")?;
+        let mut scopes = string_list(claims.take("scope"), "scope")?;
+        scopes.extend(string_list(claims.take("scp"), "scp")?);
         let is_service = matches!(claims.get("client_id"), Some(Value::String(c)) if *c == subject);
-
-        let mut consumed = vec![
-            "sub".to_owned(),
-            "exp".to_owned(),
-            "nbf".to_owned(),
-            "iat".to_owned(),
-            "scope".to_owned(),
-            "scp".to_owned(),
-            self.roles.consumed_key(&claims),
-            self.name.consumed_key(&claims),
-            self.email.consumed_key(&claims),
-        ];
-        if let Some(path) = &self.tenant {
-            consumed.push(path.consumed_key(&claims));
+        for registered in ["exp", "nbf", "iat"] {
+            claims.take(registered);
         }
-        for key in &consumed {
-            claims.take(key);
-        }
-        let attributes: Map<String, Value> = claims.0.into_iter().collect();
+        let attributes = claims.into_map();
 
-        let kind = if is_service {
-            PrincipalKind::Service
-        } else {
-            PrincipalKind::User
-        };
+        let kind = if is_service { PrincipalKind::Service } else { PrincipalKind::User };
         let expires = OffsetDateTime::from_unix_timestamp(exp)
             .map_err(|_| JwtError::InvalidClaim("exp"))?
             .max(now);
@@ -421,9 +404,7 @@ impl ClaimMapping {
         if let Some(email) = email {
             builder = builder.email(email);
         }
-        builder
-            .build()
-            .map_err(|e| JwtError::Principal(e.to_string()))
+        builder.build().map_err(|e| JwtError::Principal(e.to_string()))
     }
 }
 
@@ -431,7 +412,7 @@ impl ClaimMapping {
 mod tests {
     use super::*;
 
-    fn claims(json: &str) -> StrictObject {
+    fn claims(json: &str) -> StrictObject<'_> {
         StrictObject::parse(json.as_bytes()).unwrap()
     }
 

@@ -29,16 +29,6 @@ pub struct JoseHeader {
     pub carries_key_reference: bool,
 }
 
-/// A token split, decoded and parsed, not yet verified.
-#[derive(Debug)]
-pub(crate) struct ParsedToken<'a> {
-    /// `BASE64URL(header) || '.' || BASE64URL(payload)`, the signed bytes.
-    pub(crate) signing_input: &'a [u8],
-    pub(crate) header: JoseHeader,
-    pub(crate) claims: StrictObject,
-    pub(crate) signature: Vec<u8>,
-}
-
 /// Parses an algorithm name exactly as JWA spells it; `none` in any case is its own error.
 pub fn parse_algorithm(name: &str) -> Result<Algorithm, JwtError> {
     if name.eq_ignore_ascii_case("none") {
@@ -86,21 +76,15 @@ pub(crate) struct RawToken<'a> {
     pub(crate) signature: Vec<u8>,
 }
 
-/// Splits and parses a compact token of at most `max_len` bytes.
-pub(crate) fn parse_compact(token: &str, max_len: usize) -> Result<ParsedToken<'_>, JwtError> {
-    let raw = parse_compact_raw(token, max_len)?;
-    let claims = StrictObject::parse(&raw.payload).map_err(|_| {
-        if raw.payload.starts_with(b"eyJ") || raw.payload.starts_with(b"\"eyJ") {
+/// Parses a JWT claims set: one JSON object with unique members. A payload that is itself a
+/// token is reported as nested.
+pub(crate) fn parse_claims(payload: &[u8]) -> Result<StrictObject<'_>, JwtError> {
+    StrictObject::parse(payload).map_err(|_| {
+        if payload.starts_with(b"eyJ") || payload.starts_with(b"\"eyJ") {
             JwtError::Nested
         } else {
             JwtError::Malformed("claims are not one JSON object with unique members")
         }
-    })?;
-    Ok(ParsedToken {
-        signing_input: raw.signing_input,
-        header: raw.header,
-        claims,
-        signature: raw.signature,
     })
 }
 
@@ -145,7 +129,7 @@ pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<
     })
 }
 
-fn optional_string(header: &StrictObject, name: &'static str) -> Result<Option<String>, JwtError> {
+fn optional_string(header: &StrictObject<'_>, name: &'static str) -> Result<Option<String>, JwtError> {
     match header.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -153,7 +137,7 @@ fn optional_string(header: &StrictObject, name: &'static str) -> Result<Option<S
     }
 }
 
-fn check_header(header: &StrictObject) -> Result<JoseHeader, JwtError> {
+fn check_header(header: &StrictObject<'_>) -> Result<JoseHeader, JwtError> {
     let alg = match header.get("alg") {
         Some(Value::String(name)) => parse_algorithm(name)?,
         Some(_) => return Err(JwtError::Malformed("alg is not a string")),
@@ -209,7 +193,8 @@ mod tests {
             r#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#,
             r#"{"sub":"a"}"#,
         );
-        let parsed = parse_compact(&t, 8192).unwrap();
+        let parsed = parse_compact_raw(&t, 8192).unwrap();
+        assert!(parse_claims(&parsed.payload).is_ok());
         assert_eq!(parsed.header.alg, Algorithm::HS256);
         assert_eq!(parsed.header.kid.as_deref(), Some("k1"));
         assert_eq!(parsed.signature, b"sig");
@@ -218,10 +203,10 @@ mod tests {
     #[test]
     fn structural_problems_are_errors() {
         for bad in ["", ".", "..", "a.b", "a.b.c.d", "a.b.c.d.e", " a.b.c"] {
-            assert!(parse_compact(bad, 8192).is_err(), "{bad:?}");
+            assert!(parse_compact_raw(bad, 8192).is_err(), "{bad:?}");
         }
         let t = token(r#"{"alg":"HS256"}"#, r#"{"sub":"a"}"#);
-        assert!(matches!(parse_compact(&t, 10), Err(JwtError::TooLarge)));
+        assert!(matches!(parse_compact_raw(&t, 10), Err(JwtError::TooLarge)));
     }
 
     #[test]
@@ -240,7 +225,7 @@ mod tests {
             r#"{"alg":"HS256","alg":"HS256"}"#,
         ] {
             assert!(
-                parse_compact(&token(header, "{}"), 8192).is_err(),
+                parse_compact_raw(&token(header, "{}"), 8192).is_err(),
                 "{header}"
             );
         }

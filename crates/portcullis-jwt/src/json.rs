@@ -2,18 +2,20 @@
 //! escaped (`"aud"` and `"\u0061ud"`), is an error rather than "last one wins" (RFC 7515
 //! §5.2, RFC 8725 §2.6).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// A JSON object whose members keep their order and whose keys are unique.
+/// A JSON object whose members keep their order and whose keys are unique. Keys borrow from
+/// the input unless they contain escapes.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct StrictObject(pub(crate) Vec<(String, Value)>);
+pub(crate) struct StrictObject<'a>(pub(crate) Vec<(Cow<'a, str>, Value)>);
 
-impl StrictObject {
+impl<'a> StrictObject<'a> {
     /// Parses `bytes` as exactly one JSON object (no BOM, no trailing bytes).
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let object = de.deserialize_map(ObjectVisitor)?;
         de.end()?;
@@ -33,6 +35,44 @@ impl StrictObject {
         let index = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.swap_remove(index).1)
     }
+
+    /// The members with owned keys.
+    pub(crate) fn into_map(self) -> Map<String, Value> {
+        self.0.into_iter().map(|(k, v)| (k.into_owned(), v)).collect()
+    }
+}
+
+/// A member name, borrowed from the input when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
 }
 
 struct ObjectVisitor;
@@ -43,15 +83,16 @@ fn duplicate<E: de::Error>(key: &str) -> E {
 }
 
 impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = StrictObject;
+    type Value = StrictObject<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictObject, A::Error> {
-        let mut members: Vec<(String, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(key) = map.next_key::<String>()? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictObject<'de>, A::Error> {
+        let mut members: Vec<(Cow<'de, str>, Value)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             if members.iter().any(|(k, _)| *k == key) {
                 return Err(duplicate(&key));
             }

@@ -438,7 +438,7 @@ impl KeySet {
         let jwks: Vec<Value> = match document.get("keys") {
             Some(Value::Array(keys)) => keys.clone(),
             Some(_) => return Err(KeyError::Malformed("JWKS keys is not an array".into())),
-            None => vec![Value::Object(document.0.into_iter().collect())],
+            None => vec![Value::Object(document.into_map())],
         };
         let mut keys = Vec::with_capacity(jwks.len());
         let mut skipped = Vec::new();
