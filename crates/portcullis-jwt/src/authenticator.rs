@@ -381,13 +381,14 @@ impl JwtAuthenticator {
             .await?;
         key.verify(parsed.header.alg, parsed.signing_input, &parsed.signature)?;
         let now = inner.clock.now();
-        let exp = issuer
-            .validation
-            .check(&claims, now.unix_timestamp())?;
+        let exp = issuer.validation.check(&claims, now.unix_timestamp())?;
         issuer.mapping.principal(claims, exp, now)
     }
 
-    fn select_issuer(&self, claims: &crate::json::StrictObject<'_>) -> Result<&IssuerConfig, JwtError> {
+    fn select_issuer(
+        &self,
+        claims: &crate::json::StrictObject<'_>,
+    ) -> Result<&IssuerConfig, JwtError> {
         let inner = &*self.inner;
         let pick = |index: usize| inner.issuers.get(index).ok_or(JwtError::UnknownIssuer);
         match claims.get("iss") {

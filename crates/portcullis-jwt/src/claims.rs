@@ -386,7 +386,11 @@ impl ClaimMapping {
         }
         let attributes = claims.into_map();
 
-        let kind = if is_service { PrincipalKind::Service } else { PrincipalKind::User };
+        let kind = if is_service {
+            PrincipalKind::Service
+        } else {
+            PrincipalKind::User
+        };
         let expires = OffsetDateTime::from_unix_timestamp(exp)
             .map_err(|_| JwtError::InvalidClaim("exp"))?
             .max(now);
@@ -404,7 +408,9 @@ impl ClaimMapping {
         if let Some(email) = email {
             builder = builder.email(email);
         }
-        builder.build().map_err(|e| JwtError::Principal(e.to_string()))
+        builder
+            .build()
+            .map_err(|e| JwtError::Principal(e.to_string()))
     }
 }
 

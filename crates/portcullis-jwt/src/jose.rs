@@ -129,44 +129,46 @@ pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<
     })
 }
 
-fn optional_string(header: &StrictObject<'_>, name: &'static str) -> Result<Option<String>, JwtError> {
-    match header.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(JwtError::Malformed("a header parameter has the wrong type")),
-    }
+fn header_string(value: &Value) -> Result<&str, JwtError> {
+    value
+        .as_str()
+        .ok_or(JwtError::Malformed("a header parameter has the wrong type"))
 }
 
+/// One pass over the header members.
 fn check_header(header: &StrictObject<'_>) -> Result<JoseHeader, JwtError> {
-    let alg = match header.get("alg") {
-        Some(Value::String(name)) => parse_algorithm(name)?,
-        Some(_) => return Err(JwtError::Malformed("alg is not a string")),
-        None => return Err(JwtError::Malformed("alg is missing")),
-    };
-    // RFC 7515 §4.1.11: a recipient must reject `crit` naming anything it does not
-    // implement; Portcullis implements no extension, and an empty or ill-typed `crit` is
-    // invalid in itself.
-    if header.contains("crit") {
-        return Err(JwtError::CriticalHeader);
-    }
-    for name in ["b64", "enc", "zip"] {
-        if header.contains(name) {
-            return Err(JwtError::ForbiddenHeader(name));
+    let mut alg = None;
+    let mut kid = None;
+    let mut typ = None;
+    let mut carries_key_reference = false;
+    for (name, value) in &header.0 {
+        match name.as_ref() {
+            "alg" => alg = Some(parse_algorithm(header_string(value)?)?),
+            // RFC 7515 §4.1.11: a recipient must reject `crit` naming anything it does not
+            // implement; Portcullis implements no extension, and an empty or ill-typed
+            // `crit` is invalid in itself.
+            "crit" => return Err(JwtError::CriticalHeader),
+            "b64" => return Err(JwtError::ForbiddenHeader("b64")),
+            "enc" => return Err(JwtError::ForbiddenHeader("enc")),
+            "zip" => return Err(JwtError::ForbiddenHeader("zip")),
+            "cty" => {
+                if header_string(value)?.eq_ignore_ascii_case("JWT") {
+                    return Err(JwtError::Nested);
+                }
+            }
+            "kid" => {
+                let value = header_string(value)?;
+                if value.len() > MAX_KID_LEN {
+                    return Err(JwtError::Malformed("kid is too long"));
+                }
+                kid = Some(value.to_owned());
+            }
+            "typ" => typ = Some(header_string(value)?.to_owned()),
+            "jku" | "x5u" | "jwk" | "x5c" => carries_key_reference = true,
+            _ => {}
         }
     }
-    if let Some(cty) = optional_string(header, "cty")?
-        && cty.eq_ignore_ascii_case("JWT")
-    {
-        return Err(JwtError::Nested);
-    }
-    let kid = optional_string(header, "kid")?;
-    if kid.as_ref().is_some_and(|k| k.len() > MAX_KID_LEN) {
-        return Err(JwtError::Malformed("kid is too long"));
-    }
-    let typ = optional_string(header, "typ")?;
-    let carries_key_reference = ["jku", "x5u", "jwk", "x5c"]
-        .iter()
-        .any(|p| header.contains(p));
+    let alg = alg.ok_or(JwtError::Malformed("alg is missing"))?;
     Ok(JoseHeader {
         alg,
         kid,

@@ -38,7 +38,10 @@ impl<'a> StrictObject<'a> {
 
     /// The members with owned keys.
     pub(crate) fn into_map(self) -> Map<String, Value> {
-        self.0.into_iter().map(|(k, v)| (k.into_owned(), v)).collect()
+        self.0
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v))
+            .collect()
     }
 }
 
