@@ -151,10 +151,8 @@ fn check_header(header: &StrictObject<'_>) -> Result<JoseHeader, JwtError> {
             "b64" => return Err(JwtError::ForbiddenHeader("b64")),
             "enc" => return Err(JwtError::ForbiddenHeader("enc")),
             "zip" => return Err(JwtError::ForbiddenHeader("zip")),
-            "cty" => {
-                if header_string(value)?.eq_ignore_ascii_case("JWT") {
-                    return Err(JwtError::Nested);
-                }
+            "cty" if header_string(value)?.eq_ignore_ascii_case("JWT") => {
+                return Err(JwtError::Nested);
             }
             "kid" => {
                 let value = header_string(value)?;

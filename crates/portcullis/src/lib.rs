@@ -17,3 +17,7 @@ pub use portcullis_apikey as apikey;
 /// The audit trail (feature `audit`).
 #[cfg(feature = "audit")]
 pub use portcullis_audit as audit;
+
+/// JWT and OpenID Connect authentication, token issuing (feature `jwt`).
+#[cfg(feature = "jwt")]
+pub use portcullis_jwt as jwt;
