@@ -178,3 +178,37 @@ pub enum VerifyError {
     #[error("cannot read the audit trail: {0}")]
     Io(String),
 }
+
+/// Paged queries over a stored audit trail: what `GET /audit/logs` serves. The JSON Lines
+/// reader implements it (reading off the async threads); database stores implement it too.
+#[async_trait::async_trait]
+pub trait AuditQuery: std::fmt::Debug + Send + Sync {
+    /// Events matching `filter`, oldest first, skipping `offset` and returning at most
+    /// `limit`.
+    async fn query(
+        &self,
+        filter: &AuditFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, AuditError>;
+}
+
+#[async_trait::async_trait]
+impl AuditQuery for AuditReader {
+    async fn query(
+        &self,
+        filter: &AuditFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, AuditError> {
+        let reader = self.clone();
+        let filter = filter.clone();
+        tokio::task::spawn_blocking(move || AuditReader::query(&reader, &filter, offset, limit))
+            .await
+            .map_err(|e| {
+                AuditError::Io(std::io::Error::other(format!(
+                    "audit query task failed: {e}"
+                )))
+            })?
+    }
+}

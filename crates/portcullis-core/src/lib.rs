@@ -5,6 +5,7 @@
 mod audit;
 mod authn;
 mod clock;
+mod context;
 mod credentials;
 mod error;
 mod policy;
@@ -17,6 +18,9 @@ pub use audit::{
 };
 pub use authn::{AuthOutcome, Authenticator, AuthenticatorChain, ChainOutcome};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::{AuthContext, MISSING_AUTH_LAYER};
+#[cfg(feature = "axum")]
+pub use context::{PrincipalRejection, missing_auth_layer_count};
 pub use credentials::{
     ApiKeySource, Credential, CredentialError, CredentialExtractor, Credentials,
     DEFAULT_MAX_COOKIE_HEADER_LEN, DEFAULT_MAX_COOKIE_HEADERS, DEFAULT_MAX_CREDENTIAL_LEN,

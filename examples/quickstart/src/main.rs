@@ -1,138 +1,351 @@
-//! Quick start: authenticate one HTTP request with an API key, ask the RBAC policy, and print
-//! the decision and the audit event that records it.
+//! The Portcullis quick start: an axum server with AmateRS-like routes, protected by JWT and
+//! API-key authentication, RBAC and an audit trail, configured by one TOML file.
 //!
 //! ```text
-//! cargo run -p quickstart -- [API_KEY] [ACTION] [RESOURCE]
-//! cargo run -p quickstart -- demo-scientist-key write collection:datasets
-//! cargo run -p quickstart -- demo-scientist-key read collection:payroll
+//! cargo run -p quickstart -- --dev                       # serve on 127.0.0.1:8080
+//! cargo run -p quickstart -- --dev token alice admin     # print a demo JWT
 //! ```
 //!
-//! The keys (AmateRS `api_keys.json`) and roles (AmateRS `roles.toml`) are the files next to
-//! this program. The example server of the tower/axum issue grows out of this.
+//! Routes: `GET /health` (public), `GET|PUT|DELETE /collections/{name}` (read, write, admin
+//! on `collection:{name}`), `GET /audit/logs` (admin).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::Path as UrlPath;
+use axum::routing::get;
+use axum::{Json, Router};
 use portcullis::apikey::{ApiKeyAuthenticator, FileOptions, JsonFileStore, KeyPrefix, Pepper};
-use portcullis::rbac::RbacEngine;
-use portcullis::{
-    AccessRequest, AuditEvent, AuditEventType, AuditResult, AuthError, AuthenticatorChain, Clock,
-    CredentialExtractor, PolicyEngine, SystemClock,
+use portcullis::audit::{
+    AuditReader, BufferConfig, BufferedSink, FileSinkConfig, JsonlFile, Overflow,
 };
+use portcullis::jwt::{AmatersJwtConfig, IssuerConfig, JwtAuthenticator, TokenRequest, presets};
+use portcullis::rbac::RbacEngine;
+use portcullis::{Authenticator, AuthenticatorChain, CredentialExtractor, PolicyEngine, Principal};
+use portcullis_axum::{AuditLogAccess, audit_logs_router, connect_info_peer};
+use portcullis_tower::{AuditLayer, AuthLayer, AuthzLayer, PublicPaths, RouteTable, Unmapped};
 use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
 
-fn here(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    server: ServerConfig,
+    auth: AuthConfig,
+    authz: AuthzConfig,
+    audit_log_path: PathBuf,
 }
 
-/// The pepper for Portcullis-format keys, from `PORTCULLIS_API_KEY_PEPPER` (at least 32
-/// bytes). The demo keys are AmateRS keys, which do not use it, so without the variable a
-/// random pepper is drawn for this run.
-fn pepper() -> Result<Pepper, String> {
-    match std::env::var("PORTCULLIS_API_KEY_PEPPER") {
-        Ok(value) => Pepper::new(value.as_bytes()).map_err(|e| e.to_string()),
-        Err(_) => {
-            let mut bytes = [0u8; 32];
-            SystemRandom::new()
-                .fill(&mut bytes)
-                .map_err(|_| "the system random number generator failed".to_owned())?;
-            Pepper::new(&bytes).map_err(|e| e.to_string())
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerConfig {
+    #[serde(default = "default_host")]
+    host: String,
+    #[serde(default = "default_port")]
+    port: u16,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
         }
     }
 }
 
-async fn run() -> Result<(), String> {
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+
+fn default_port() -> u16 {
+    8080
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthConfig {
+    jwt: Option<AmatersJwtConfig>,
+    oidc: Option<OidcConfig>,
+    api_key: Option<ApiKeyConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OidcConfig {
+    issuer: String,
+    audience: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyConfig {
+    #[serde(default = "yes")]
+    enabled: bool,
+    keys_file: PathBuf,
+    #[serde(default = "default_header")]
+    header_name: String,
+    #[serde(default = "yes")]
+    hash_keys: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_header() -> String {
+    "X-API-Key".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthzConfig {
+    roles_file: PathBuf,
+}
+
+struct Options {
+    config: PathBuf,
+    dev: bool,
+    port: Option<u16>,
+    audit_log: Option<PathBuf>,
+    token: Option<(String, String)>,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut options = Options {
+        config: Path::new(env!("CARGO_MANIFEST_DIR")).join("quickstart.toml"),
+        dev: false,
+        port: None,
+        audit_log: None,
+        token: None,
+    };
     let mut args = std::env::args().skip(1);
-    let key = args.next().unwrap_or_else(|| "demo-reader-key".to_owned());
-    let action = args.next().unwrap_or_else(|| "read".to_owned());
-    let resource = args
-        .next()
-        .unwrap_or_else(|| "collection:datasets".to_owned());
-
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let policy = RbacEngine::from_file(here("roles.toml"))
-        .map_err(|e| e.to_string())?
-        .with_clock(clock.clone());
-    let keys = JsonFileStore::open(here("api_keys.json"), FileOptions::default())
-        .map_err(|e| e.to_string())?;
-    let prefix = KeyPrefix::new("pc_live_").map_err(|e| e.to_string())?;
-    let api_keys = ApiKeyAuthenticator::builder(Arc::new(keys), pepper()?)
-        .prefix(prefix)
-        .accept_amaters_keys(true)
-        .clock(clock.clone())
-        .realm("quickstart")
-        .build();
-    let chain = AuthenticatorChain::new(vec![Arc::new(api_keys)]);
-
-    let request = http::Request::get(format!("/{}", resource.replace(':', "/")))
-        .header("X-API-Key", key)
-        .header("User-Agent", "quickstart")
-        .body(())
-        .map_err(|e| e.to_string())?;
-    let (parts, ()) = request.into_parts();
-
-    let (status, event) = match CredentialExtractor::new().extract(&parts) {
-        Err(e) => {
-            let error = AuthError::from(e);
-            (error.status(), auth_failure(&error, clock.as_ref()))
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dev" => options.dev = true,
+            "--config" => options.config = args.next().ok_or("--config needs a path")?.into(),
+            "--port" => {
+                let port = args.next().ok_or("--port needs a number")?;
+                options.port = Some(port.parse().map_err(|_| format!("bad port {port:?}"))?);
+            }
+            "--audit-log" => {
+                options.audit_log = Some(args.next().ok_or("--audit-log needs a path")?.into())
+            }
+            "token" => {
+                let subject = args.next().ok_or("token needs a subject")?;
+                let role = args.next().unwrap_or_else(|| "reader".into());
+                options.token = Some((subject, role));
+            }
+            "--help" | "-h" => {
+                return Err("usage: quickstart [--dev] [--config FILE] [--port N] [--audit-log FILE] [token SUBJECT [ROLE]]".into());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
-        Ok(credentials) => match chain.authenticate(&credentials).await.into_result() {
-            Err(error) => {
-                if error.needs_challenge() {
-                    for challenge in chain.challenges() {
-                        println!("WWW-Authenticate: {}", challenge.render(Some(&error)));
-                    }
-                }
-                (error.status(), auth_failure(&error, clock.as_ref()))
-            }
-            Ok(principal) => {
-                let decision = policy.evaluate(&AccessRequest::new(&principal, &action, &resource));
-                println!("decision: {decision}");
-                let (status, result) = if decision.is_allowed() {
-                    (http::StatusCode::OK, AuditResult::Allowed)
-                } else {
-                    (http::StatusCode::FORBIDDEN, AuditResult::Denied)
-                };
-                let mut event = AuditEvent::new(AuditEventType::Authorization, result, clock.now())
-                    .with_principal(&principal)
-                    .with_action(action.as_str())
-                    .with_resource(&resource)
-                    .with_decision(&decision);
-                if let Some(id) = principal.attribute("api_key_id") {
-                    event = event.with_metadata("api_key_id", id.clone());
-                }
-                (status, event)
-            }
-        },
+    }
+    Ok(options)
+}
+
+fn pepper() -> Result<Pepper, String> {
+    let bytes = match std::env::var("PORTCULLIS_API_KEY_PEPPER") {
+        Ok(value) => value.into_bytes(),
+        Err(_) => {
+            let mut bytes = vec![0u8; 32];
+            SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| "the system random generator failed")?;
+            bytes
+        }
     };
-    let event = event.with_http(
-        parts.method.as_str(),
-        parts.uri.path(),
-        Some(status.as_u16()),
+    Pepper::new(&bytes).map_err(|e| e.to_string())
+}
+
+async fn collection(
+    UrlPath(name): UrlPath<String>,
+    principal: Principal,
+) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "collection": name, "by": principal.id() }))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let text = std::fs::read_to_string(&options.config)
+        .map_err(|e| format!("cannot read {}: {e}", options.config.display()))?;
+    let config: Config =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", options.config.display()))?;
+    let base = options
+        .config
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+
+    let mut authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
+    let jwt_config = config.auth.jwt.as_ref().filter(|j| j.enabled);
+    if let Some(jwt) = jwt_config {
+        let verifier = jwt.authenticator(&base, options.dev).map_err(|e| match e {
+            portcullis::jwt::ConfigError::PlaceholderSecret => {
+                "[auth.jwt] secret is a placeholder: set a real secret (32+ random bytes) or pass --dev".to_owned()
+            }
+            other => format!("[auth.jwt]: {other}"),
+        })?;
+        if let Some((subject, role)) = &options.token {
+            let issuer = jwt
+                .token_issuer(&base, options.dev)
+                .map_err(|e| e.to_string())?
+                .ok_or("no signing key")?;
+            let token = issuer
+                .issue(&TokenRequest::access(subject.as_str()).roles([role.as_str()]))
+                .map_err(|e| e.to_string())?;
+            println!("{}", token.token.expose());
+            return Ok(());
+        }
+        authenticators.push(Arc::new(verifier));
+    }
+    if let Some(oidc) = &config.auth.oidc {
+        let fetcher = Arc::new(portcullis::jwt::HyperFetcher::new().map_err(|e| e.to_string())?);
+        let issuer = presets::discovered(
+            &oidc.issuer,
+            &[oidc.audience.as_str()],
+            &presets::ProviderOptions::new(fetcher),
+        )
+        .map_err(|e| e.to_string())?;
+        let verifier: IssuerConfig = issuer;
+        authenticators.push(Arc::new(
+            JwtAuthenticator::builder()
+                .issuer(verifier)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ));
+    }
+    let mut extractor = CredentialExtractor::new();
+    if let Some(keys) = config.auth.api_key.as_ref().filter(|k| k.enabled) {
+        let store = JsonFileStore::open(
+            base.join(&keys.keys_file),
+            FileOptions {
+                hash_keys: keys.hash_keys,
+                ..FileOptions::default()
+            },
+        )
+        .map_err(|e| format!("[auth.api_key]: {e}"))?;
+        let api_keys = ApiKeyAuthenticator::builder(Arc::new(store), pepper()?)
+            .prefix(KeyPrefix::new("pc_live_").map_err(|e| e.to_string())?)
+            .accept_amaters_keys(true)
+            .realm("quickstart")
+            .build();
+        authenticators.push(Arc::new(api_keys));
+        extractor = extractor
+            .api_key_header(&keys.header_name)
+            .map_err(|e| e.to_string())?;
+    }
+    if options.token.is_some() {
+        return Err("token needs [auth.jwt] with a secret or private key".into());
+    }
+    if authenticators.is_empty() {
+        return Err("no authenticator is enabled in [auth]".into());
+    }
+
+    let engine: Arc<dyn PolicyEngine> = Arc::new(
+        RbacEngine::from_file(base.join(&config.authz.roles_file))
+            .map_err(|e| format!("[authz]: {e}"))?,
     );
-    println!("status: {status}");
-    let line = event.to_json_line().map_err(|e| e.to_string())?;
-    println!("audit: {line}");
-    Ok(())
+    let audit_path = options
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| base.join(&config.audit_log_path));
+    let file =
+        JsonlFile::open(FileSinkConfig::new(&audit_path)).map_err(|e| format!("audit log: {e}"))?;
+    let sink = Arc::new(
+        BufferedSink::new(
+            file,
+            BufferConfig {
+                overflow: Overflow::Block,
+                ..BufferConfig::default()
+            },
+        )
+        .map_err(|e| e.to_string())?,
+    );
+
+    let routes = RouteTable::new()
+        .route("GET /collections/{name}", "read", "collection:{name}")
+        .and_then(|r| r.route("PUT /collections/{name}", "write", "collection:{name}"))
+        .and_then(|r| r.route("DELETE /collections/{name}", "admin", "collection:{name}"))
+        .map_err(|e| e.to_string())?;
+    let app = Router::new()
+        .route(
+            "/collections/{name}",
+            get(collection).put(collection).delete(collection),
+        )
+        // /audit/logs checks its own permission (admin on `audit`).
+        .merge(audit_logs_router(
+            Arc::new(AuditReader::new(&audit_path)),
+            Arc::clone(&engine),
+            AuditLogAccess::amaters(),
+        ))
+        .layer(AuthzLayer::with_unmapped(
+            Arc::clone(&engine),
+            routes,
+            Unmapped::Allow,
+        ))
+        .route("/health", get(health))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(AuditLayer::new(sink.clone()).peer_addr(connect_info_peer))
+                .layer(
+                    AuthLayer::new(AuthenticatorChain::new(authenticators))
+                        .extractor(extractor)
+                        .public_paths(PublicPaths::none().exact(["/health"])),
+                ),
+        );
+
+    let port = options.port.unwrap_or(config.server.port);
+    let address: SocketAddr = format!("{}:{port}", config.server.host)
+        .parse()
+        .map_err(|e| format!("[server] host: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("bind {address}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("quickstart listening on http://{local}");
+    println!("  curl -H 'X-API-Key: demo-reader-key' http://{local}/collections/datasets");
+    println!(
+        "  curl -X PUT -H 'X-API-Key: demo-reader-key' http://{local}/collections/datasets   # 403"
+    );
+    println!("  curl -H 'X-API-Key: demo-admin-key' http://{local}/audit/logs");
+    if jwt_config.is_some() {
+        println!("  TOKEN=$(cargo run -q -p quickstart -- --dev token alice admin)");
+        println!(
+            "  curl -H \"Authorization: Bearer $TOKEN\" -X DELETE http://{local}/collections/datasets"
+        );
+    }
+    println!("  audit log: {}", audit_path.display());
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), sink.shutdown()).await;
+    served.map_err(|e| e.to_string())
 }
 
-fn auth_failure(error: &AuthError, clock: &dyn Clock) -> AuditEvent {
-    let result = if error.status() == http::StatusCode::SERVICE_UNAVAILABLE {
-        AuditResult::Error
-    } else {
-        AuditResult::Failure
-    };
-    AuditEvent::new(AuditEventType::Authentication, result, clock.now())
-        .with_reason(error.to_string())
-}
-
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let result = match parse_args() {
+        Ok(options) => run(options).await,
+        Err(message) => Err(message),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("quickstart: {e}");
+        Err(message) => {
+            eprintln!("quickstart: {message}");
             ExitCode::FAILURE
         }
     }

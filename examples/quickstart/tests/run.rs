@@ -1,83 +1,227 @@
-//! Runs the quickstart binary as the README does and checks what it prints.
+//! Starts the quickstart server on 127.0.0.1 as the README does and drives it over real HTTP.
 
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    reason = "test helpers outside #[test] functions: a failed assertion is the point"
+    reason = "test code: a failed assertion is the point"
 )]
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-fn run(args: &[&str]) -> String {
+struct Server {
+    child: Child,
+    address: String,
+    audit_log: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.audit_log);
+    }
+}
+
+fn start(name: &str) -> Server {
+    let audit_log =
+        std::env::temp_dir().join(format!("quickstart-{name}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&audit_log);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quickstart"))
+        .args(["--dev", "--port", "0", "--audit-log"])
+        .arg(&audit_log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("quickstart listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    assert!(
+        address.starts_with("127.0.0.1:"),
+        "binds loopback: {address}"
+    );
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    Server {
+        child,
+        address,
+        audit_log,
+    }
+}
+
+/// One HTTP/1.1 request; returns (status, headers, body).
+fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: quickstart-test\r\n",
+        server.address
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Content-Length: 0\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[test]
+fn refuses_the_placeholder_secret_without_dev() {
     let output = Command::new(env!("CARGO_BIN_EXE_quickstart"))
-        .args(args)
+        .args(["--port", "0"])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap()
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("placeholder"), "{stderr}");
 }
 
-fn audit_line(stdout: &str) -> serde_json::Value {
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("audit: "))
+#[test]
+fn serves_the_amaters_routes_with_api_keys_and_jwts() {
+    let server = start("routes");
+    // Public.
+    assert_eq!(http(&server, "GET", "/health", &[]).0, 200);
+    // No credentials: 401 with a challenge per scheme.
+    let (status, head, body) = http(&server, "GET", "/collections/datasets", &[]);
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: bearer realm="), "{head}");
+    assert_eq!(body, r#"{"detail":"Not authenticated"}"#);
+    // Malformed header.
+    assert_eq!(
+        http(
+            &server,
+            "GET",
+            "/collections/datasets",
+            &[("Authorization", "Bearer")]
+        )
+        .0,
+        401
+    );
+    // API keys: reader reads, cannot write; admin deletes.
+    assert_eq!(
+        http(
+            &server,
+            "GET",
+            "/collections/datasets",
+            &[("X-API-Key", "demo-reader-key")]
+        )
+        .0,
+        200
+    );
+    let (status, _, body) = http(
+        &server,
+        "PUT",
+        "/collections/datasets",
+        &[("X-API-Key", "demo-reader-key")],
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (403, r#"{"detail":"Permission required"}"#)
+    );
+    assert_eq!(
+        http(
+            &server,
+            "DELETE",
+            "/collections/datasets",
+            &[("X-API-Key", "demo-admin-key")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        http(
+            &server,
+            "GET",
+            "/collections/datasets",
+            &[("X-API-Key", "not-a-key")]
+        )
+        .0,
+        401
+    );
+    // A JWT minted by the token subcommand.
+    let token = Command::new(env!("CARGO_BIN_EXE_quickstart"))
+        .args(["--dev", "token", "alice", "user"])
+        .output()
         .unwrap();
-    serde_json::from_str(line).unwrap()
-}
-
-#[test]
-fn default_run_allows_and_audits() {
-    let out = run(&[]);
-    assert!(out.contains("status: 200 OK"), "{out}");
-    assert!(
-        out.contains("decision: allowed by role `reader`, rule `collection:* read`"),
-        "{out}"
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let bearer = format!("Bearer {token}");
+    let (status, _, body) = http(
+        &server,
+        "PUT",
+        "/collections/notes",
+        &[("Authorization", bearer.as_str())],
     );
-    let event = audit_line(&out);
-    assert_eq!(event["event_type"], "authorization");
-    assert_eq!(event["result"], "allowed");
-    assert_eq!(event["principal"]["id"], "alice");
-    assert_eq!(event["auth_method"], "APIKey");
-    assert_eq!(event["metadata"]["api_key_id"], "key-001");
-}
-
-#[test]
-fn reader_cannot_write_and_the_reason_is_audited() {
-    let out = run(&["demo-reader-key", "write", "collection:datasets"]);
-    assert!(out.contains("status: 403 Forbidden"), "{out}");
-    let event = audit_line(&out);
-    assert_eq!(event["result"], "denied");
-    assert_eq!(event["reason"], "denied: no rule matched (deny by default)");
-}
-
-#[test]
-fn custom_role_inheritance_and_explicit_deny() {
-    let out = run(&["demo-scientist-key", "write", "collection:datasets"]);
-    assert!(out.contains("status: 200 OK"), "{out}");
-    let out = run(&["demo-scientist-key", "read", "collection:other"]);
-    assert!(out.contains("inherited via `data_scientist`"), "{out}");
-    let out = run(&["demo-scientist-key", "read", "collection:payroll"]);
-    assert!(out.contains("status: 403 Forbidden"), "{out}");
-    assert!(out.contains("denied by explicit deny"), "{out}");
-}
-
-#[test]
-fn wrong_key_is_401_with_challenge_and_no_secret_in_the_log() {
-    let out = run(&["not-a-real-key-xyz"]);
-    assert!(out.contains("status: 401 Unauthorized"), "{out}");
-    assert!(
-        out.contains(r#"WWW-Authenticate: ApiKey realm="quickstart""#),
-        "{out}"
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""by":"alice""#), "{body}");
+    assert_eq!(
+        http(
+            &server,
+            "DELETE",
+            "/collections/notes",
+            &[("Authorization", bearer.as_str())]
+        )
+        .0,
+        403
     );
-    assert!(!out.contains("not-a-real-key-xyz"), "{out}");
-    assert_eq!(audit_line(&out)["result"], "failure");
-}
-
-#[test]
-fn invalid_resource_is_denied_with_a_reason() {
-    let out = run(&["demo-admin-key", "read", "collection:../etc"]);
-    assert!(out.contains("status: 403 Forbidden"), "{out}");
-    assert!(out.contains("`.` or `..` path component"), "{out}");
+    // The audit trail, through the API: admins only.
+    assert_eq!(
+        http(
+            &server,
+            "GET",
+            "/audit/logs",
+            &[("X-API-Key", "demo-reader-key")]
+        )
+        .0,
+        403
+    );
+    let (status, _, body) = http(
+        &server,
+        "GET",
+        "/audit/logs?limit=500",
+        &[("X-API-Key", "demo-admin-key")],
+    );
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert!(events.len() >= 8, "{} events", events.len());
+    assert!(
+        events
+            .iter()
+            .any(|e| e["result"] == "denied" && e["request_path"] == "/collections/datasets")
+    );
+    assert!(events.iter().any(|e| e["user_agent"] == "quickstart-test"));
+    let filtered: Vec<serde_json::Value> = serde_json::from_str(
+        &http(
+            &server,
+            "GET",
+            "/audit/logs?user_id=alice",
+            &[("X-API-Key", "demo-admin-key")],
+        )
+        .2,
+    )
+    .unwrap();
+    assert!(
+        !filtered.is_empty() && filtered.iter().all(|e| e["principal"]["id"] == "alice"),
+        "{filtered:?}"
+    );
 }

@@ -1,0 +1,197 @@
+//! axum integration for Portcullis.
+//!
+//! * Extractors: [`Principal`] (401 when the request is not authenticated) and
+//!   `Option<Principal>`, implemented in `portcullis-core` (feature `axum`). If no
+//!   `AuthLayer` ran, the extractor answers 500 and names the missing layer (the message in
+//!   debug builds, a generic one in release); [`testing::assert_auth_layer_ran`] catches the
+//!   mistake in tests.
+//! * Guards for one route: [`require_permission`] and [`require_role`] (the Aethera API),
+//!   used with `Router::route_layer`; the decision is recorded for the audit layer.
+//! * [`audit_logs_router`]: `GET /audit/logs` over any [`AuditQuery`] (the JSON Lines reader,
+//!   a database store), requiring `audit:read`.
+//! * [`connect_info_peer`]: the client address from axum's `ConnectInfo` for the
+//!   `AuditLayer`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, routing::post};
+//! use portcullis_core::{PolicyEngine, Principal};
+//!
+//! async fn create_project(principal: Principal) -> String {
+//!     format!("created by {}", principal.id())
+//! }
+//!
+//! fn routes(engine: Arc<dyn PolicyEngine>) -> Router {
+//!     Router::new()
+//!         .route("/api/projects", post(create_project))
+//!         .route_layer(portcullis_axum::require_permission(engine, "projects:create"))
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{Extensions, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use portcullis_audit::{AuditFilter, AuditQuery};
+use portcullis_core::{PERMISSION_REQUIRED, PolicyEngine};
+pub use portcullis_core::{Principal, PrincipalRejection, missing_auth_layer_count};
+use portcullis_tower::GuardLayer;
+use serde::Deserialize;
+
+/// A route layer that requires an Aethera-style permission (`projects:create`).
+pub fn require_permission(
+    engine: Arc<dyn PolicyEngine>,
+    permission: impl Into<String>,
+) -> GuardLayer {
+    GuardLayer::require_permission(engine, permission)
+}
+
+/// A route layer that requires a role held by the principal itself.
+pub fn require_role(role: impl Into<String>) -> GuardLayer {
+    GuardLayer::require_role(role)
+}
+
+/// The client address from axum's `ConnectInfo<SocketAddr>` (serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()`); pass to
+/// `AuditLayer::peer_addr`.
+#[must_use]
+pub fn connect_info_peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .or_else(|| extensions.get::<SocketAddr>().map(SocketAddr::ip))
+}
+
+/// Query parameters of `GET /audit/logs` (the Aethera names).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogParams {
+    /// The principal id.
+    pub user_id: Option<String>,
+    /// The action.
+    pub action: Option<String>,
+    /// The resource type.
+    pub resource_type: Option<String>,
+    /// The resource id.
+    pub resource_id: Option<String>,
+    /// At most this many events (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Skip this many (default 0).
+    pub offset: Option<usize>,
+}
+
+/// The (action, resource) `GET /audit/logs` requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLogAccess {
+    /// The action asked of the policy.
+    pub action: String,
+    /// The resource.
+    pub resource: String,
+}
+
+impl AuditLogAccess {
+    /// Aethera: the `audit:read` permission.
+    #[must_use]
+    pub fn aethera() -> Self {
+        Self {
+            action: "audit:read".into(),
+            resource: "audit".into(),
+        }
+    }
+
+    /// AmateRS-style action levels: `admin` on `audit`.
+    #[must_use]
+    pub fn amaters() -> Self {
+        Self {
+            action: "admin".into(),
+            resource: "audit".into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AuditState {
+    query: Arc<dyn AuditQuery>,
+    engine: Arc<dyn PolicyEngine>,
+    access: Arc<AuditLogAccess>,
+}
+
+fn detail(status: StatusCode, text: &str) -> Response {
+    (status, Json(serde_json::json!({ "detail": text }))).into_response()
+}
+
+async fn audit_logs(
+    State(state): State<AuditState>,
+    principal: Principal,
+    params: Result<Query<AuditLogParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let decision = state.engine.evaluate(&portcullis_core::AccessRequest::new(
+        &principal,
+        &state.access.action,
+        &state.access.resource,
+    ));
+    if !decision.is_allowed() {
+        return detail(StatusCode::FORBIDDEN, PERMISSION_REQUIRED);
+    }
+    let Ok(Query(params)) = params else {
+        return detail(StatusCode::BAD_REQUEST, "Invalid query parameters");
+    };
+    let filter = AuditFilter {
+        principal_id: params.user_id,
+        action: params.action,
+        resource_type: params.resource_type,
+        resource_id: params.resource_id,
+        ..AuditFilter::default()
+    };
+    let limit = params.limit.unwrap_or(100).min(1000);
+    match state
+        .query
+        .query(&filter, params.offset.unwrap_or(0), limit)
+        .await
+    {
+        Ok(events) => Json(events).into_response(),
+        Err(_) => detail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            portcullis_core::SERVICE_UNAVAILABLE,
+        ),
+    }
+}
+
+/// `GET /audit/logs` with the Aethera filters (`user_id`, `action`, `resource_type`,
+/// `resource_id`, `limit` default 100, `offset`), requiring `access` (for Aethera,
+/// [`AuditLogAccess::aethera`]: `audit:read`). Merge it into a router behind the
+/// `AuthLayer`.
+pub fn audit_logs_router<S: Clone + Send + Sync + 'static>(
+    query: Arc<dyn AuditQuery>,
+    engine: Arc<dyn PolicyEngine>,
+    access: AuditLogAccess,
+) -> Router<S> {
+    Router::new()
+        .route("/audit/logs", get(audit_logs))
+        .with_state(AuditState {
+            query,
+            engine,
+            access: Arc::new(access),
+        })
+}
+
+/// Helpers for tests.
+pub mod testing {
+    use axum::http::{Response, StatusCode};
+
+    /// Panics if `response` is the 500 an extractor returns when no `AuthLayer` ran.
+    pub fn assert_auth_layer_ran<B>(response: &Response<B>) {
+        let before = super::missing_auth_layer_count();
+        assert!(
+            response.status() != StatusCode::INTERNAL_SERVER_ERROR || before == 0,
+            "{}",
+            portcullis_core::MISSING_AUTH_LAYER
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! [`AuditLayer`]: exactly one audit event per request.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{Extensions, Request, Response, header};
+use pin_project_lite::pin_project;
+use portcullis_core::{
+    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, SystemClock,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::ip::{IpNet, client_ip};
+use crate::record::{AuthRecord, DecisionRecord};
+use crate::rejection::{JsonRejection, Rejection, convert};
+
+/// Reads the peer address from the request extensions.
+pub type PeerAddr = fn(&Extensions) -> Option<IpAddr>;
+
+/// The default [`PeerAddr`]: a `SocketAddr` in the extensions (what a hyper accept loop
+/// inserts). axum users take `portcullis_axum::connect_info_peer`.
+#[must_use]
+pub fn socket_addr_peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions.get::<SocketAddr>().map(SocketAddr::ip)
+}
+
+/// Records one [`AuditEvent`] per request, after the response is known: the principal, the
+/// authentication outcome, the decision and its reason, method, path, status, client IP
+/// (forwarded headers honoured only from trusted proxies), user agent and latency.
+///
+/// When the sink refuses the event (a fail-closed buffer that is full, a broken disk), the
+/// response is replaced by 503: nothing is served that the audit trail did not accept. Put
+/// it outside (before) the `AuthLayer`.
+#[derive(Clone)]
+pub struct AuditLayer {
+    sink: Arc<dyn AuditSink>,
+    trusted_proxies: Arc<[IpNet]>,
+    peer: PeerAddr,
+    clock: Arc<dyn Clock>,
+    rejection: Arc<dyn Rejection>,
+}
+
+impl fmt::Debug for AuditLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLayer")
+            .field("sink", &self.sink)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLayer {
+    /// Records into `sink`.
+    pub fn new(sink: Arc<dyn AuditSink>) -> Self {
+        Self {
+            sink,
+            trusted_proxies: Arc::from([]),
+            peer: socket_addr_peer,
+            clock: Arc::new(SystemClock),
+            rejection: Arc::new(JsonRejection),
+        }
+    }
+
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = proxies.into();
+        self
+    }
+
+    /// How to find the peer address (default [`socket_addr_peer`]).
+    #[must_use]
+    pub fn peer_addr(mut self, peer: PeerAddr) -> Self {
+        self.peer = peer;
+        self
+    }
+
+    /// The clock for event timestamps.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How the 503 looks.
+    #[must_use]
+    pub fn rejection(mut self, rejection: impl Rejection) -> Self {
+        self.rejection = Arc::new(rejection);
+        self
+    }
+}
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = AuditService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuditService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`AuditLayer`].
+#[derive(Clone)]
+pub struct AuditService<S> {
+    inner: S,
+    layer: AuditLayer,
+}
+
+impl<S: fmt::Debug> fmt::Debug for AuditService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+struct RequestInfo {
+    method: String,
+    path: String,
+    user_agent: Option<String>,
+    source_ip: Option<IpAddr>,
+    started: Instant,
+}
+
+type BoxRecord = Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send>>;
+
+pin_project! {
+    #[project = AuditProj]
+    enum AuditState<F, B, E> {
+        Calling { #[pin] future: F },
+        Recording { record: BoxRecord, outcome: Option<Result<Response<B>, E>> },
+    }
+}
+
+pin_project! {
+    /// The response future of [`AuditService`].
+    pub struct AuditFuture<F, B, E> {
+        #[pin]
+        state: AuditState<F, B, E>,
+        info: Option<RequestInfo>,
+        layer: AuditLayer,
+    }
+}
+
+impl<F, B, E> fmt::Debug for AuditFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuditFuture")
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for AuditService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: From<String>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = AuditFuture<S::Future, ResB, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        let peer = (self.layer.peer)(request.extensions());
+        let info = RequestInfo {
+            method: request.method().as_str().to_owned(),
+            path: request.uri().path().to_owned(),
+            user_agent: request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(512).collect()),
+            source_ip: client_ip(peer, request.headers(), &self.layer.trusted_proxies),
+            started: Instant::now(),
+        };
+        AuditFuture {
+            state: AuditState::Calling {
+                future: self.inner.call(request),
+            },
+            info: Some(info),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+fn build_event<B>(
+    layer: &AuditLayer,
+    info: RequestInfo,
+    response: Option<&Response<B>>,
+) -> AuditEvent {
+    let status = response.map_or(500, |r| r.status().as_u16());
+    let auth = response.and_then(|r| r.extensions().get::<AuthRecord>());
+    let decision = response.and_then(|r| r.extensions().get::<DecisionRecord>());
+    let (event_type, result) = match (auth, decision) {
+        (_, Some(d)) if d.decision.is_allowed() => {
+            (AuditEventType::Authorization, AuditResult::Allowed)
+        }
+        (_, Some(_)) => (AuditEventType::Authorization, AuditResult::Denied),
+        (Some(AuthRecord::Rejected { .. }), None) => {
+            (AuditEventType::Authentication, AuditResult::Failure)
+        }
+        _ if status >= 500 => (AuditEventType::Authentication, AuditResult::Failure),
+        _ => (AuditEventType::Authentication, AuditResult::Success),
+    };
+    let mut event = AuditEvent::new(event_type, result, layer.clock.now())
+        .with_http(info.method, info.path, Some(status))
+        .with_latency(info.started.elapsed());
+    if let Some(ip) = info.source_ip {
+        event = event.with_source_ip(ip);
+    }
+    if let Some(agent) = info.user_agent {
+        event = event.with_user_agent(agent);
+    }
+    match auth {
+        Some(AuthRecord::Authenticated {
+            principal,
+            authenticator,
+        }) => {
+            event = event
+                .with_principal(principal)
+                .with_auth_method(principal.auth_method())
+                .with_metadata("authenticator", authenticator.as_str());
+        }
+        Some(AuthRecord::Rejected {
+            reason,
+            authenticator,
+        }) => {
+            event = event
+                .with_reason(reason.as_str())
+                .with_metadata("authn", "rejected");
+            if let Some(authenticator) = authenticator {
+                event = event.with_metadata("authenticator", authenticator.as_str());
+            }
+        }
+        Some(AuthRecord::Anonymous) | None => event = event.with_metadata("authn", "anonymous"),
+    }
+    if let Some(record) = decision {
+        event = event
+            .with_action(record.action.as_str())
+            .with_resource(&record.resource)
+            .with_decision(&record.decision);
+    }
+    event
+}
+
+impl<F, B, E> Future for AuditFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: From<String>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                AuditProj::Calling { future } => {
+                    let outcome = ready!(future.poll(cx));
+                    let Some(info) = this.info.take() else {
+                        return Poll::Ready(outcome);
+                    };
+                    let event = build_event(this.layer, info, outcome.as_ref().ok());
+                    let sink = Arc::clone(&this.layer.sink);
+                    let record: BoxRecord = Box::pin(async move { sink.record(event).await });
+                    this.state.set(AuditState::Recording {
+                        record,
+                        outcome: Some(outcome),
+                    });
+                }
+                AuditProj::Recording { record, outcome } => {
+                    let recorded = ready!(record.as_mut().poll(cx));
+                    let outcome = outcome.take();
+                    return Poll::Ready(match (recorded, outcome) {
+                        (Ok(()), Some(outcome)) => outcome,
+                        // Fail closed: what the audit trail refused is not served.
+                        (Err(_), Some(Ok(_))) | (_, None) => {
+                            Ok(convert(this.layer.rejection.unavailable()))
+                        }
+                        (Err(_), Some(Err(error))) => Err(error),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! [`AuthzLayer`] (a route table or closure → `PolicyEngine`) and [`GuardLayer`]
+//! (`require_permission`, `require_role` on one route).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{Method, Request, Response};
+use pin_project_lite::pin_project;
+use portcullis_core::{
+    AccessRequest, AuthContext, AuthError, Decision, Grant, PolicyEngine, Principal,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::record::DecisionRecord;
+use crate::rejection::{JsonRejection, Rejection, convert};
+
+/// A route template that cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError(pub String);
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid route: {}", self.0)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    method: Option<Method>,
+    segments: Vec<Segment>,
+    action: String,
+    resource: String,
+}
+
+/// Maps a request to the (action, resource) to ask the policy about.
+pub trait RequestMapper: fmt::Debug + Send + Sync + 'static {
+    /// `None` when the request matches no rule.
+    fn map(&self, method: &Method, path: &str) -> Option<(String, String)>;
+}
+
+/// Method + path templates → (action, resource templates):
+/// `GET /api/projects/{id}` → `projects:read` on `project:{id}`.
+///
+/// ```
+/// use portcullis_tower::{RequestMapper, RouteTable};
+///
+/// let routes = RouteTable::new()
+///     .route("GET /collections/{name}", "read", "collection:{name}")?
+///     .route("PUT /collections/{name}", "write", "collection:{name}")?;
+/// let mapped = routes.map(&http::Method::PUT, "/collections/users");
+/// assert_eq!(mapped, Some(("write".to_owned(), "collection:users".to_owned())));
+/// # Ok::<(), portcullis_tower::RouteError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+fn split_path(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+impl RouteTable {
+    /// An empty table.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a route: `"METHOD /path/{param}"` (`*` for any method), the action, and the
+    /// resource template (`{param}` replaced by the path segment).
+    pub fn route(mut self, route: &str, action: &str, resource: &str) -> Result<Self, RouteError> {
+        let (method, path) = route
+            .split_once(' ')
+            .ok_or_else(|| RouteError(route.to_owned()))?;
+        let method = match method {
+            "*" => None,
+            m => Some(Method::from_bytes(m.as_bytes()).map_err(|_| RouteError(route.to_owned()))?),
+        };
+        if !path.starts_with('/') {
+            return Err(RouteError(route.to_owned()));
+        }
+        let segments: Vec<Segment> = split_path(path)
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) if !name.is_empty() => Segment::Param(name.to_owned()),
+                    _ => Segment::Literal(s.to_owned()),
+                },
+            )
+            .collect();
+        let params: Vec<&str> = segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Param(p) => Some(p.as_str()),
+                Segment::Literal(_) => None,
+            })
+            .collect();
+        let mut rest = resource;
+        while let Some(start) = rest.find('{') {
+            let end = rest[start..]
+                .find('}')
+                .ok_or_else(|| RouteError(resource.to_owned()))?;
+            let name = &rest[start + 1..start + end];
+            if !params.contains(&name) {
+                return Err(RouteError(format!("{resource}: unknown parameter {name}")));
+            }
+            rest = &rest[start + end + 1..];
+        }
+        self.routes.push(Route {
+            method,
+            segments,
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+        });
+        Ok(self)
+    }
+}
+
+impl RequestMapper for RouteTable {
+    fn map(&self, method: &Method, path: &str) -> Option<(String, String)> {
+        let parts: Vec<&str> = split_path(path).collect();
+        'routes: for route in &self.routes {
+            if route.method.as_ref().is_some_and(|m| m != method)
+                || route.segments.len() != parts.len()
+            {
+                continue;
+            }
+            let mut resource = route.resource.clone();
+            for (segment, part) in route.segments.iter().zip(&parts) {
+                match segment {
+                    Segment::Literal(literal) if literal == part => {}
+                    Segment::Literal(_) => continue 'routes,
+                    Segment::Param(name) => {
+                        resource = resource.replace(&format!("{{{name}}}"), part)
+                    }
+                }
+            }
+            return Some((route.action.clone(), resource));
+        }
+        None
+    }
+}
+
+/// A closure as a [`RequestMapper`].
+pub struct MapperFn<F>(pub F);
+
+impl<F> fmt::Debug for MapperFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MapperFn")
+    }
+}
+
+impl<F> RequestMapper for MapperFn<F>
+where
+    F: Fn(&Method, &str) -> Option<(String, String)> + Send + Sync + 'static,
+{
+    fn map(&self, method: &Method, path: &str) -> Option<(String, String)> {
+        (self.0)(method, path)
+    }
+}
+
+/// What to do with requests the mapper does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unmapped {
+    /// 403 (deny by default).
+    #[default]
+    Deny,
+    /// Pass to the service (for routes guarded elsewhere, e.g. with [`GuardLayer`]).
+    Allow,
+}
+
+/// Decides one request.
+trait Decide: fmt::Debug + Send + Sync + 'static {
+    fn decide(&self, method: &Method, path: &str, principal: &Principal) -> Option<DecisionRecord>;
+    fn applies(&self, method: &Method, path: &str) -> bool;
+    fn unmapped(&self) -> Unmapped;
+}
+
+#[derive(Debug)]
+struct PolicyDecider {
+    engine: Arc<dyn PolicyEngine>,
+    mapper: Arc<dyn RequestMapper>,
+    unmapped: Unmapped,
+}
+
+impl Decide for PolicyDecider {
+    fn decide(&self, method: &Method, path: &str, principal: &Principal) -> Option<DecisionRecord> {
+        let (action, resource) = self.mapper.map(method, path)?;
+        let decision = self
+            .engine
+            .evaluate(&AccessRequest::new(principal, &action, &resource));
+        Some(DecisionRecord {
+            action,
+            resource,
+            decision,
+        })
+    }
+
+    fn applies(&self, method: &Method, path: &str) -> bool {
+        self.unmapped == Unmapped::Deny || self.mapper.map(method, path).is_some()
+    }
+
+    fn unmapped(&self) -> Unmapped {
+        self.unmapped
+    }
+}
+
+/// Asks a [`PolicyEngine`] about every request, mapped by a [`RequestMapper`]; 403
+/// `Permission required` on deny. Requests on public paths (per the [`AuthContext`] the
+/// auth layer left) pass. Put it inside (after) the `AuthLayer`.
+#[derive(Debug, Clone)]
+pub struct AuthzLayer {
+    decider: Arc<dyn Decide>,
+    rejection: Arc<dyn Rejection>,
+}
+
+impl AuthzLayer {
+    /// Authorization with `engine`, mapping requests with `mapper`; unmapped requests are
+    /// denied.
+    pub fn new(engine: Arc<dyn PolicyEngine>, mapper: impl RequestMapper) -> Self {
+        Self::with_unmapped(engine, mapper, Unmapped::Deny)
+    }
+
+    /// Like [`AuthzLayer::new`] with a policy for unmapped requests.
+    pub fn with_unmapped(
+        engine: Arc<dyn PolicyEngine>,
+        mapper: impl RequestMapper,
+        unmapped: Unmapped,
+    ) -> Self {
+        Self {
+            decider: Arc::new(PolicyDecider {
+                engine,
+                mapper: Arc::new(mapper),
+                unmapped,
+            }),
+            rejection: Arc::new(JsonRejection),
+        }
+    }
+
+    /// How rejections look.
+    #[must_use]
+    pub fn rejection(mut self, rejection: impl Rejection) -> Self {
+        self.rejection = Arc::new(rejection);
+        self
+    }
+}
+
+#[derive(Debug)]
+enum GuardKind {
+    Permission {
+        engine: Arc<dyn PolicyEngine>,
+        permission: String,
+    },
+    Role(String),
+}
+
+impl Decide for GuardKind {
+    fn decide(&self, _: &Method, _: &str, principal: &Principal) -> Option<DecisionRecord> {
+        Some(match self {
+            Self::Permission { engine, permission } => {
+                let resource = permission
+                    .split_once(':')
+                    .map_or(permission.as_str(), |(r, _)| r);
+                let decision =
+                    engine.evaluate(&AccessRequest::new(principal, permission, resource));
+                DecisionRecord {
+                    action: permission.clone(),
+                    resource: resource.to_owned(),
+                    decision,
+                }
+            }
+            Self::Role(role) => {
+                let decision = if principal.has_role(role) {
+                    Decision::allow(Grant::new(
+                        Arc::from(role.as_str()),
+                        Arc::from([]),
+                        Arc::from("require_role"),
+                    ))
+                } else {
+                    Decision::no_match()
+                };
+                DecisionRecord {
+                    action: format!("role:{role}"),
+                    resource: String::new(),
+                    decision,
+                }
+            }
+        })
+    }
+
+    fn applies(&self, _: &Method, _: &str) -> bool {
+        true
+    }
+
+    fn unmapped(&self) -> Unmapped {
+        Unmapped::Deny
+    }
+}
+
+/// A guard for one route (axum `route_layer`): the Aethera `require_permission` and
+/// `require_role`.
+#[derive(Debug, Clone)]
+pub struct GuardLayer {
+    inner: AuthzLayer,
+}
+
+impl GuardLayer {
+    /// Requires an Aethera-style permission (`projects:create`): the action is the
+    /// permission, the resource its part before `:`.
+    pub fn require_permission(
+        engine: Arc<dyn PolicyEngine>,
+        permission: impl Into<String>,
+    ) -> Self {
+        Self::from_kind(GuardKind::Permission {
+            engine,
+            permission: permission.into(),
+        })
+    }
+
+    /// Requires that the principal holds the role itself (inheritance does not count).
+    pub fn require_role(role: impl Into<String>) -> Self {
+        Self::from_kind(GuardKind::Role(role.into()))
+    }
+
+    fn from_kind(kind: GuardKind) -> Self {
+        Self {
+            inner: AuthzLayer {
+                decider: Arc::new(kind),
+                rejection: Arc::new(JsonRejection),
+            },
+        }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = AuthzService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.inner.layer(inner)
+    }
+}
+
+impl<S> Layer<S> for AuthzLayer {
+    type Service = AuthzService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthzService {
+            inner,
+            decider: Arc::clone(&self.decider),
+            rejection: Arc::clone(&self.rejection),
+        }
+    }
+}
+
+/// The service made by [`AuthzLayer`] and [`GuardLayer`].
+#[derive(Debug, Clone)]
+pub struct AuthzService<S> {
+    inner: S,
+    decider: Arc<dyn Decide>,
+    rejection: Arc<dyn Rejection>,
+}
+
+pin_project! {
+    #[project = AuthzProj]
+    enum AuthzState<F, B> {
+        Calling { #[pin] future: F, record: Option<DecisionRecord> },
+        Refused { response: Option<Response<B>> },
+    }
+}
+
+pin_project! {
+    /// The response future of [`AuthzService`].
+    pub struct AuthzFuture<F, B> {
+        #[pin]
+        state: AuthzState<F, B>,
+    }
+}
+
+impl<F, B> AuthzFuture<F, B> {
+    fn calling(future: F, record: Option<DecisionRecord>) -> Self {
+        Self {
+            state: AuthzState::Calling { future, record },
+        }
+    }
+
+    fn refused(response: Response<B>) -> Self {
+        Self {
+            state: AuthzState::Refused {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for AuthzFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthzFuture")
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for AuthzService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: From<String>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = AuthzFuture<S::Future, ResB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        enum Verdict {
+            Pass(Option<DecisionRecord>),
+            Refuse(Response<String>, Option<DecisionRecord>),
+        }
+        let verdict = {
+            let method = request.method();
+            let path = request.uri().path();
+            let context = request.extensions().get::<AuthContext>();
+            if context.is_some_and(|c| c.public) || !self.decider.applies(method, path) {
+                Verdict::Pass(None)
+            } else if let Some(principal) = request.extensions().get::<Principal>() {
+                match self.decider.decide(method, path, principal) {
+                    Some(record) if record.decision.is_allowed() => Verdict::Pass(Some(record)),
+                    Some(record) => Verdict::Refuse(self.rejection.forbidden(), Some(record)),
+                    None if self.decider.unmapped() == Unmapped::Allow => Verdict::Pass(None),
+                    None => Verdict::Refuse(
+                        self.rejection.forbidden(),
+                        Some(DecisionRecord {
+                            action: method.as_str().to_owned(),
+                            resource: path.to_owned(),
+                            decision: Decision::no_match(),
+                        }),
+                    ),
+                }
+            } else {
+                let challenges = context
+                    .map(|c| Arc::clone(&c.challenges))
+                    .unwrap_or_else(|| Arc::from([]));
+                Verdict::Refuse(
+                    self.rejection
+                        .unauthenticated(&AuthError::missing_credentials(), &challenges),
+                    None,
+                )
+            }
+        };
+        match verdict {
+            Verdict::Pass(record) => AuthzFuture::calling(self.inner.call(request), record),
+            Verdict::Refuse(response, record) => {
+                let mut response = convert(response);
+                if let Some(record) = record {
+                    response.extensions_mut().insert(record);
+                }
+                AuthzFuture::refused(response)
+            }
+        }
+    }
+}
+
+impl<F, B, E> Future for AuthzFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: From<String>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            AuthzProj::Calling { future, record } => {
+                let mut response = ready!(future.poll(cx))?;
+                if let Some(record) = record.take() {
+                    response.extensions_mut().insert(record);
+                }
+                Poll::Ready(Ok(response))
+            }
+            AuthzProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| convert(JsonRejection.unavailable())))),
+        }
+    }
+}
