@@ -40,11 +40,18 @@ struct Stack {
 }
 
 fn issuer() -> TokenIssuer {
-    TokenIssuer::new("https://auth.test", SigningKey::hmac(Some("k1"), Algorithm::HS256, &[7; 32]).unwrap())
-        .audiences(["api"])
+    TokenIssuer::new(
+        "https://auth.test",
+        SigningKey::hmac(Some("k1"), Algorithm::HS256, &[7; 32]).unwrap(),
+    )
+    .audiences(["api"])
 }
 
-fn stack_with(extra: Vec<Arc<dyn Authenticator>>, sink: Arc<dyn AuditSink>, memory: Arc<MemorySink>) -> Stack {
+fn stack_with(
+    extra: Vec<Arc<dyn Authenticator>>,
+    sink: Arc<dyn AuditSink>,
+    memory: Arc<MemorySink>,
+) -> Stack {
     let issuer = issuer();
     let jwt = JwtAuthenticator::builder()
         .issuer(IssuerConfig::new("https://auth.test", issuer.clone()).audiences(["api"]))
@@ -57,7 +64,9 @@ fn stack_with(extra: Vec<Arc<dyn Authenticator>>, sink: Arc<dyn AuditSink>, memo
     let (admin, mut admin_record) = issue_key(&prefix, &pepper, "svc-admin").unwrap();
     admin_record.roles = vec!["admin".into()];
     let store = MemoryStore::new(vec![reader_record, admin_record]).unwrap();
-    let api_keys = ApiKeyAuthenticator::builder(Arc::new(store), Pepper::new(PEPPER).unwrap()).prefix(prefix).build();
+    let api_keys = ApiKeyAuthenticator::builder(Arc::new(store), Pepper::new(PEPPER).unwrap())
+        .prefix(prefix)
+        .build();
     let mut authenticators: Vec<Arc<dyn Authenticator>> = vec![Arc::new(jwt), Arc::new(api_keys)];
     authenticators.extend(extra);
     let engine: Arc<dyn PolicyEngine> = Arc::new(RbacEngine::new(Policy::amaters()).unwrap());
@@ -75,10 +84,12 @@ fn stack_with(extra: Vec<Arc<dyn Authenticator>>, sink: Arc<dyn AuditSink>, memo
         .layer(AuthzLayer::new(engine, routes))
         .route("/health", get(|| async { "ok" }))
         .layer(
-            tower::ServiceBuilder::new().layer(AuditLayer::new(sink)).layer(
-                AuthLayer::new(AuthenticatorChain::new(authenticators))
-                    .public_paths(PublicPaths::none().exact(["/health"])),
-            ),
+            tower::ServiceBuilder::new()
+                .layer(AuditLayer::new(sink))
+                .layer(
+                    AuthLayer::new(AuthenticatorChain::new(authenticators))
+                        .public_paths(PublicPaths::none().exact(["/health"])),
+                ),
         );
     Stack {
         router,
@@ -94,12 +105,21 @@ fn stack() -> Stack {
     stack_with(Vec::new(), memory.clone(), memory)
 }
 
-async fn send(router: &Router, method: &str, path: &str, headers: &[(&str, String)]) -> (StatusCode, http::HeaderMap, String) {
+async fn send(
+    router: &Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+) -> (StatusCode, http::HeaderMap, String) {
     let mut request = Request::builder().method(method).uri(path);
     for (name, value) in headers {
         request = request.header(*name, value.as_str());
     }
-    let response = router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -117,23 +137,47 @@ fn last_event(sink: &MemorySink) -> AuditEvent {
 #[tokio::test]
 async fn jwt_and_api_key_on_one_route_give_the_same_principal_type() {
     let s = stack();
-    let token = s.issuer.issue(&TokenRequest::access("alice").roles(["reader"])).unwrap();
-    let (status, _, body) = send(&s.router, "GET", "/collections/docs", &[bearer(token.token.expose())]).await;
+    let token = s
+        .issuer
+        .issue(&TokenRequest::access("alice").roles(["reader"]))
+        .unwrap();
+    let (status, _, body) = send(
+        &s.router,
+        "GET",
+        "/collections/docs",
+        &[bearer(token.token.expose())],
+    )
+    .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "alice:JWT"));
-    let (status, _, body) = send(&s.router, "GET", "/collections/docs", &[("x-api-key", s.reader_key.clone())]).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "svc-reader:APIKey"));
+    let (status, _, body) = send(
+        &s.router,
+        "GET",
+        "/collections/docs",
+        &[("x-api-key", s.reader_key.clone())],
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "svc-reader:APIKey")
+    );
     // Two credentials: the chain's order (JWT first) decides.
     let (status, _, body) = send(
         &s.router,
         "GET",
         "/collections/docs",
-        &[bearer(token.token.expose()), ("x-api-key", s.admin_key.clone())],
+        &[
+            bearer(token.token.expose()),
+            ("x-api-key", s.admin_key.clone()),
+        ],
     )
     .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "alice:JWT"));
     let event = last_event(&s.sink);
     assert_eq!(event.result, AuditResult::Allowed);
-    assert_eq!(event.metadata.get("authenticator"), Some(&serde_json::json!("jwt")));
+    assert_eq!(
+        event.metadata.get("authenticator"),
+        Some(&serde_json::json!("jwt"))
+    );
 }
 
 #[tokio::test]
@@ -143,34 +187,106 @@ async fn every_failure_has_its_status_and_challenge() {
     let (status, headers, body) = send(&s.router, "GET", "/collections/docs", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body, r#"{"detail":"Not authenticated"}"#);
-    let challenges: Vec<_> = headers.get_all(header::WWW_AUTHENTICATE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
-    assert!(challenges.iter().any(|c| c.starts_with("Bearer realm=")), "{challenges:?}");
+    let challenges: Vec<_> = headers
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        challenges.iter().any(|c| c.starts_with("Bearer realm=")),
+        "{challenges:?}"
+    );
     // Malformed header.
-    let (status, headers, _) = send(&s.router, "GET", "/collections/docs", &[("authorization", "Bearer".into())]).await;
+    let (status, headers, _) = send(
+        &s.router,
+        "GET",
+        "/collections/docs",
+        &[("authorization", "Bearer".into())],
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(headers.get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap().contains("invalid_request"));
+    assert!(
+        headers
+            .get(header::WWW_AUTHENTICATE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("invalid_request")
+    );
     // Expired token.
     let an_hour_ago = portcullis_core::OffsetDateTime::now_utc() - Duration::from_secs(3600);
     let past = issuer().clock(Arc::new(portcullis_core::ManualClock::new(an_hour_ago)));
-    let expired = past.issue(&TokenRequest::access("alice").ttl(Duration::from_secs(60))).unwrap();
-    let (status, headers, _) = send(&s.router, "GET", "/collections/docs", &[bearer(expired.token.expose())]).await;
+    let expired = past
+        .issue(&TokenRequest::access("alice").ttl(Duration::from_secs(60)))
+        .unwrap();
+    let (status, headers, _) = send(
+        &s.router,
+        "GET",
+        "/collections/docs",
+        &[bearer(expired.token.expose())],
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(headers.get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap().contains("invalid_token"));
+    assert!(
+        headers
+            .get(header::WWW_AUTHENTICATE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     assert!(last_event(&s.sink).reason.unwrap().contains("expired"));
     // Unknown API key.
     let unknown = s.reader_key.replace(&s.reader_key[8..14], "zzzzzz");
-    assert_eq!(send(&s.router, "GET", "/collections/docs", &[("x-api-key", unknown)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(
+            &s.router,
+            "GET",
+            "/collections/docs",
+            &[("x-api-key", unknown)]
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
     // Denied action.
-    let (status, _, body) = send(&s.router, "PUT", "/collections/docs", &[("x-api-key", s.reader_key.clone())]).await;
-    assert_eq!((status, body.as_str()), (StatusCode::FORBIDDEN, r#"{"detail":"Permission required"}"#));
+    let (status, _, body) = send(
+        &s.router,
+        "PUT",
+        "/collections/docs",
+        &[("x-api-key", s.reader_key.clone())],
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::FORBIDDEN, r#"{"detail":"Permission required"}"#)
+    );
     let event = last_event(&s.sink);
     assert_eq!(event.result, AuditResult::Denied);
     assert!(event.reason.is_some());
     // Unmapped route: denied by default.
-    assert_eq!(send(&s.router, "GET", "/elsewhere", &[("x-api-key", s.reader_key.clone())]).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(
+            &s.router,
+            "GET",
+            "/elsewhere",
+            &[("x-api-key", s.reader_key.clone())]
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
     // Public path, with and without (even bad) credentials.
-    assert_eq!(send(&s.router, "GET", "/health", &[]).await.0, StatusCode::OK);
-    assert_eq!(send(&s.router, "GET", "/health", &[bearer("x.y.z")]).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&s.router, "GET", "/health", &[]).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&s.router, "GET", "/health", &[bearer("x.y.z")])
+            .await
+            .0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -182,7 +298,10 @@ async fn a_jwks_endpoint_that_is_down_gives_503() {
     let remote = RemoteJwks::new(
         &url,
         Arc::new(portcullis_jwt::HyperFetcher::new().unwrap()),
-        JwksOptions { timeout: Duration::from_millis(500), ..JwksOptions::default() },
+        JwksOptions {
+            timeout: Duration::from_millis(500),
+            ..JwksOptions::default()
+        },
     )
     .unwrap();
     let jwt = JwtAuthenticator::builder()
@@ -194,8 +313,11 @@ async fn a_jwks_endpoint_that_is_down_gives_503() {
         .route("/x", get(|| async { "x" }))
         .layer(AuditLayer::new(sink.clone()))
         .layer(AuthLayer::new(AuthenticatorChain::new(vec![Arc::new(jwt)])));
-    let idp = TokenIssuer::new("https://idp.test", SigningKey::generate("i1", Algorithm::ES256).unwrap())
-        .audiences(["api"]);
+    let idp = TokenIssuer::new(
+        "https://idp.test",
+        SigningKey::generate("i1", Algorithm::ES256).unwrap(),
+    )
+    .audiences(["api"]);
     let token = idp.issue(&TokenRequest::access("bob")).unwrap();
     let (status, _, body) = send(&router, "GET", "/x", &[bearer(token.token.expose())]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -217,7 +339,13 @@ async fn a_fail_closed_audit_sink_that_refuses_gives_503() {
     }
     let memory = Arc::new(MemorySink::new());
     let s = stack_with(Vec::new(), Arc::new(Refusing), memory);
-    let (status, _, _) = send(&s.router, "GET", "/collections/docs", &[("x-api-key", s.reader_key.clone())]).await;
+    let (status, _, _) = send(
+        &s.router,
+        "GET",
+        "/collections/docs",
+        &[("x-api-key", s.reader_key.clone())],
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -245,7 +373,10 @@ async fn exactly_one_event_per_request_under_concurrency() {
     }
     let events = s.sink.events();
     assert_eq!(events.len(), 1000);
-    let mut paths: Vec<String> = events.iter().map(|e| e.request_path.clone().unwrap()).collect();
+    let mut paths: Vec<String> = events
+        .iter()
+        .map(|e| e.request_path.clone().unwrap())
+        .collect();
     paths.sort();
     paths.dedup();
     assert_eq!(paths.len(), 1000, "no request recorded twice");
@@ -255,16 +386,32 @@ async fn exactly_one_event_per_request_under_concurrency() {
 async fn optional_mode_and_the_extractor_without_a_layer() {
     let s = stack();
     let chain = AuthenticatorChain::new(vec![Arc::new(
-        JwtAuthenticator::builder().issuer(IssuerConfig::new("https://auth.test", s.issuer.clone()).audiences(["api"])).build().unwrap(),
+        JwtAuthenticator::builder()
+            .issuer(IssuerConfig::new("https://auth.test", s.issuer.clone()).audiences(["api"]))
+            .build()
+            .unwrap(),
     )]);
     let router = Router::new()
-        .route("/me", get(|p: Option<Principal>| async move { p.map_or("anonymous".to_owned(), |p| p.id().to_owned()) }))
+        .route(
+            "/me",
+            get(|p: Option<Principal>| async move {
+                p.map_or("anonymous".to_owned(), |p| p.id().to_owned())
+            }),
+        )
         .layer(AuthLayer::new(chain).mode(AuthMode::Optional));
     assert_eq!(send(&router, "GET", "/me", &[]).await.2, "anonymous");
     let token = s.issuer.issue(&TokenRequest::access("carol")).unwrap();
-    assert_eq!(send(&router, "GET", "/me", &[bearer(token.token.expose())]).await.2, "carol");
+    assert_eq!(
+        send(&router, "GET", "/me", &[bearer(token.token.expose())])
+            .await
+            .2,
+        "carol"
+    );
     // Malformed credentials are still refused in optional mode.
-    assert_eq!(send(&router, "GET", "/me", &[bearer("a.b.c")]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&router, "GET", "/me", &[bearer("a.b.c")]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Forgetting the layer: a loud 500 naming it, not a confusing 401.
     let before = portcullis_core::missing_auth_layer_count();

@@ -21,3 +21,11 @@ pub use portcullis_audit as audit;
 /// JWT and OpenID Connect authentication, token issuing (feature `jwt`).
 #[cfg(feature = "jwt")]
 pub use portcullis_jwt as jwt;
+
+/// Tower layers: `AuthLayer`, `AuthzLayer`, `GuardLayer`, `AuditLayer` (feature `tower`).
+#[cfg(feature = "tower")]
+pub use portcullis_tower as tower;
+
+/// axum extractors, guards and routers (feature `axum`).
+#[cfg(feature = "axum")]
+pub use portcullis_axum as axum;

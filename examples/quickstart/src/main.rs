@@ -113,6 +113,7 @@ struct Options {
     port: Option<u16>,
     audit_log: Option<PathBuf>,
     token: Option<(String, String)>,
+    without_layers: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -122,11 +123,14 @@ fn parse_args() -> Result<Options, String> {
         port: None,
         audit_log: None,
         token: None,
+        without_layers: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dev" => options.dev = true,
+            // For scripts/wrk-quickstart.sh only: the same routes with no Portcullis layer.
+            "--without-layers" => options.without_layers = true,
             "--config" => options.config = args.next().ok_or("--config needs a path")?.into(),
             "--port" => {
                 let port = args.next().ok_or("--port needs a number")?;
@@ -141,7 +145,7 @@ fn parse_args() -> Result<Options, String> {
                 options.token = Some((subject, role));
             }
             "--help" | "-h" => {
-                return Err("usage: quickstart [--dev] [--config FILE] [--port N] [--audit-log FILE] [token SUBJECT [ROLE]]".into());
+                return Err("usage: quickstart [--dev] [--config FILE] [--port N] [--audit-log FILE] [--without-layers] [token SUBJECT [ROLE]]".into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -229,7 +233,6 @@ async fn run(options: Options) -> Result<(), String> {
             base.join(&keys.keys_file),
             FileOptions {
                 hash_keys: keys.hash_keys,
-                ..FileOptions::default()
             },
         )
         .map_err(|e| format!("[auth.api_key]: {e}"))?;
@@ -276,7 +279,7 @@ async fn run(options: Options) -> Result<(), String> {
         .and_then(|r| r.route("PUT /collections/{name}", "write", "collection:{name}"))
         .and_then(|r| r.route("DELETE /collections/{name}", "admin", "collection:{name}"))
         .map_err(|e| e.to_string())?;
-    let app = Router::new()
+    let mut app = Router::new()
         .route(
             "/collections/{name}",
             get(collection).put(collection).delete(collection),
@@ -303,6 +306,20 @@ async fn run(options: Options) -> Result<(), String> {
                 ),
         );
 
+    if options.without_layers {
+        if !options.dev {
+            return Err("--without-layers is a benchmarking aid and needs --dev".into());
+        }
+        eprintln!("quickstart: WARNING: serving without authentication (--without-layers)");
+        app = Router::new()
+            .route(
+                "/collections/{name}",
+                get(|UrlPath(name): UrlPath<String>| async move {
+                    Json(serde_json::json!({ "collection": name, "by": "nobody" }))
+                }),
+            )
+            .route("/health", get(health));
+    }
     let port = options.port.unwrap_or(config.server.port);
     let address: SocketAddr = format!("{}:{port}", config.server.host)
         .parse()
