@@ -14,9 +14,11 @@ use serde_json::Value;
 use crate::claims::{ClaimMapping, Validation};
 use crate::error::{ConfigError, JwtError};
 use crate::issuer::TokenIssuer;
-use crate::jose::{parse_claims, parse_compact_raw};
+use crate::jose::{STACK_SEGMENT, decode_header, decode_small, parse_claims, split_compact};
 use crate::keys::{KeySet, VerificationKey};
 use crate::remote::RemoteJwks;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Default largest token accepted, checked before any decoding (8 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -115,7 +117,7 @@ impl IssuerMatcher {
     fn template_matches(
         &self,
         iss: &str,
-        claims: &crate::json::StrictObject<'_>,
+        claims: &crate::json::ClaimsSet<'_>,
     ) -> Result<bool, JwtError> {
         let Self::Template {
             prefix,
@@ -135,7 +137,7 @@ impl IssuerMatcher {
         if tenant.is_empty() || tenant.contains('/') {
             return Ok(false);
         }
-        match claims.get(tenant_claim) {
+        match claims.other.get(tenant_claim) {
             Some(Value::String(claimed)) if claimed == tenant => {}
             Some(Value::String(_)) => {
                 return Err(JwtError::InvalidClaim("tenant does not match iss"));
@@ -366,20 +368,31 @@ impl JwtAuthenticator {
     /// Verifies a compact token and returns the principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, JwtError> {
         let inner = &*self.inner;
-        let parsed = parse_compact_raw(token, inner.max_token_bytes)?;
-        let claims = parse_claims(&parsed.payload)?;
+        let segments = split_compact(token, inner.max_token_bytes)?;
+        let header = decode_header(segments.header)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(segments.payload)
+            .map_err(|_| JwtError::Malformed("payload is not base64url"))?;
+        let claims = parse_claims(&payload)?;
         let issuer = self.select_issuer(&claims)?;
-        if parsed.header.carries_key_reference
-            && issuer.key_references == KeyReferencePolicy::Reject
-        {
+        if header.carries_key_reference && issuer.key_references == KeyReferencePolicy::Reject {
             return Err(JwtError::KeyReferenceInHeader);
         }
-        issuer.validation.typ.check(parsed.header.typ.as_deref())?;
+        issuer.validation.typ.check(header.typ.as_deref())?;
         let key = issuer
             .keys
-            .resolve(parsed.header.kid.as_deref(), parsed.header.alg)
+            .resolve(header.kid.as_deref(), header.alg)
             .await?;
-        key.verify(parsed.header.alg, parsed.signing_input, &parsed.signature)?;
+        let mut signature = [0u8; STACK_SEGMENT];
+        let length = decode_small(
+            segments.signature,
+            &mut signature,
+            "signature is not base64url (or too large)",
+        )?;
+        let signature = signature
+            .get(..length)
+            .ok_or(JwtError::Malformed("signature"))?;
+        key.verify(header.alg, segments.signing_input, signature)?;
         let now = inner.clock.now();
         let exp = issuer.validation.check(&claims, now.unix_timestamp())?;
         issuer.mapping.principal(claims, exp, now)
@@ -387,11 +400,11 @@ impl JwtAuthenticator {
 
     fn select_issuer(
         &self,
-        claims: &crate::json::StrictObject<'_>,
+        claims: &crate::json::ClaimsSet<'_>,
     ) -> Result<&IssuerConfig, JwtError> {
         let inner = &*self.inner;
         let pick = |index: usize| inner.issuers.get(index).ok_or(JwtError::UnknownIssuer);
-        match claims.get("iss") {
+        match &claims.iss {
             Some(Value::String(iss)) => {
                 if let Some(index) = inner.exact.get(iss.as_str()) {
                     return pick(*index);

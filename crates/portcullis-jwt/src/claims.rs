@@ -7,7 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::JwtError;
-use crate::json::StrictObject;
+use crate::json::{ClaimsSet, StrictObject};
 
 /// The largest leeway a validator accepts (clock skew, not a grace period).
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
@@ -157,24 +157,24 @@ impl Validation {
     }
 
     /// Checks the registered claims at `now` (Unix seconds). Returns `exp`.
-    pub(crate) fn check(&self, claims: &StrictObject<'_>, now: i64) -> Result<i64, JwtError> {
+    pub(crate) fn check(&self, claims: &ClaimsSet<'_>, now: i64) -> Result<i64, JwtError> {
         let leeway = self.leeway_secs;
         // RFC 7519 §4.1.4: reject "on or after" exp; fractional values round toward the
         // stricter outcome (exp down, nbf and iat up).
-        let exp = match claims.get("exp") {
+        let exp = match &claims.exp {
             None => return Err(JwtError::MissingClaim("exp")),
             Some(v) => numeric_date(v, "exp", Rounding::Down)?,
         };
         if now >= exp.saturating_add(leeway) {
             return Err(JwtError::Expired);
         }
-        if let Some(nbf) = claims.get("nbf") {
+        if let Some(nbf) = &claims.nbf {
             let nbf = numeric_date(nbf, "nbf", Rounding::Up)?;
             if nbf > now.saturating_add(leeway) {
                 return Err(JwtError::NotYetValid);
             }
         }
-        let iat = match claims.get("iat") {
+        let iat = match &claims.iat {
             Some(iat) => Some(numeric_date(iat, "iat", Rounding::Up)?),
             None if self.max_age_secs.is_some() => return Err(JwtError::MissingClaim("iat")),
             None => None,
@@ -195,7 +195,7 @@ impl Validation {
             }
         }
         if !self.audiences.is_empty() {
-            self.check_audience(claims.get("aud"))?;
+            self.check_audience(claims.aud.as_ref())?;
         }
         Ok(exp)
     }
@@ -285,6 +285,9 @@ impl ClaimPath {
         if let Some(value) = claims.get(&self.0) {
             return Some(value);
         }
+        if !self.0.contains('.') {
+            return None;
+        }
         let mut segments = self.0.split('.');
         let mut current = claims.get(segments.next()?)?;
         for segment in segments {
@@ -296,8 +299,11 @@ impl ClaimPath {
     /// Removes the claim (or, for a nested path, the top-level claim holding it) and returns
     /// the value at the path.
     fn take_from(&self, claims: &mut StrictObject<'_>) -> Option<Value> {
-        if claims.contains(&self.0) {
-            return claims.take(&self.0);
+        if let Some(value) = claims.take(&self.0) {
+            return Some(value);
+        }
+        if !self.0.contains('.') {
+            return None;
         }
         let value = self.lookup(claims).cloned();
         if value.is_some() {
@@ -362,11 +368,18 @@ impl ClaimMapping {
     /// Builds the principal from validated claims, moving their values.
     pub(crate) fn principal(
         &self,
-        mut claims: StrictObject<'_>,
+        claims: ClaimsSet<'_>,
         exp: i64,
         now: OffsetDateTime,
     ) -> Result<Principal, JwtError> {
-        let subject = match claims.take("sub") {
+        let ClaimsSet {
+            iss,
+            sub,
+            aud,
+            other: mut claims,
+            ..
+        } = claims;
+        let subject = match sub {
             Some(Value::String(s)) if !s.is_empty() => s,
             Some(_) => return Err(JwtError::InvalidClaim("sub")),
             None => return Err(JwtError::MissingClaim("sub")),
@@ -381,10 +394,13 @@ impl ClaimMapping {
         let mut scopes = string_list(claims.take("scope"), "scope")?;
         scopes.extend(string_list(claims.take("scp"), "scp")?);
         let is_service = matches!(claims.get("client_id"), Some(Value::String(c)) if *c == subject);
-        for registered in ["exp", "nbf", "iat"] {
-            claims.take(registered);
+        let mut attributes = claims.into_map();
+        if let Some(iss) = iss {
+            attributes.insert("iss".into(), iss);
         }
-        let attributes = claims.into_map();
+        if let Some(aud) = aud {
+            attributes.insert("aud".into(), aud);
+        }
 
         let kind = if is_service {
             PrincipalKind::Service
@@ -418,8 +434,8 @@ impl ClaimMapping {
 mod tests {
     use super::*;
 
-    fn claims(json: &str) -> StrictObject<'_> {
-        StrictObject::parse(json.as_bytes()).unwrap()
+    fn claims(json: &str) -> ClaimsSet<'_> {
+        ClaimsSet::parse(json.as_bytes()).unwrap()
     }
 
     #[test]
@@ -453,11 +469,11 @@ mod tests {
     fn nested_and_namespaced_paths() {
         let c = claims(r#"{"realm_access":{"roles":["a"]},"https://x.io/roles":["b"]}"#);
         assert_eq!(
-            ClaimPath::new("realm_access.roles").lookup(&c),
+            ClaimPath::new("realm_access.roles").lookup(&c.other),
             Some(&serde_json::json!(["a"]))
         );
         assert_eq!(
-            ClaimPath::new("https://x.io/roles").lookup(&c),
+            ClaimPath::new("https://x.io/roles").lookup(&c.other),
             Some(&serde_json::json!(["b"]))
         );
     }

@@ -11,7 +11,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 use crate::error::JwtError;
-use crate::json::StrictObject;
+use crate::json::{ClaimsSet, StrictObject};
 
 /// Longest `kid` accepted (a lookup key, not a place for payloads).
 pub(crate) const MAX_KID_LEN: usize = 256;
@@ -78,8 +78,8 @@ pub(crate) struct RawToken<'a> {
 
 /// Parses a JWT claims set: one JSON object with unique members. A payload that is itself a
 /// token is reported as nested.
-pub(crate) fn parse_claims(payload: &[u8]) -> Result<StrictObject<'_>, JwtError> {
-    StrictObject::parse(payload).map_err(|_| {
+pub(crate) fn parse_claims(payload: &[u8]) -> Result<ClaimsSet<'_>, JwtError> {
+    ClaimsSet::parse(payload).map_err(|_| {
         if payload.starts_with(b"eyJ") || payload.starts_with(b"\"eyJ") {
             JwtError::Nested
         } else {
@@ -88,13 +88,23 @@ pub(crate) fn parse_claims(payload: &[u8]) -> Result<StrictObject<'_>, JwtError>
     })
 }
 
-/// Splits a compact JWS and checks its header; the payload is returned as bytes.
-pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<'_>, JwtError> {
+/// The three segments of a compact JWS, not decoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Segments<'a> {
+    pub(crate) header: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) signature: &'a str,
+    /// `BASE64URL(header) || '.' || BASE64URL(payload)`, the signed bytes.
+    pub(crate) signing_input: &'a [u8],
+}
+
+/// Splits a compact token of at most `max_len` bytes (checked first, before anything else).
+pub(crate) fn split_compact(token: &str, max_len: usize) -> Result<Segments<'_>, JwtError> {
     if token.len() > max_len {
         return Err(JwtError::TooLarge);
     }
     let mut parts = token.splitn(4, '.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+    let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(if token.bytes().filter(|b| *b == b'.').count() == 4 {
@@ -103,26 +113,64 @@ pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<
             JwtError::Malformed("a compact JWS has exactly three segments")
         });
     };
-    let signing_input = token
-        .as_bytes()
-        .get(..header_b64.len() + 1 + payload_b64.len())
-        .ok_or(JwtError::Malformed("segments"))?;
-
-    let header_bytes = decode_segment(header_b64, "header is not base64url")?;
-    let header_object = StrictObject::parse(&header_bytes)
-        .map_err(|_| JwtError::Malformed("header is not one JSON object with unique members"))?;
-    let header = check_header(&header_object)?;
-
-    // An empty payload is a valid JWS (it is not a valid JWT, which the claims parser refuses).
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload_b64)
-        .map_err(|_| JwtError::Malformed("payload is not base64url"))?;
-    if signature_b64.is_empty() {
+    if header.is_empty() {
+        return Err(JwtError::Malformed("header is empty"));
+    }
+    if signature.is_empty() {
         return Err(JwtError::Malformed("signature is empty"));
     }
-    let signature = decode_segment(signature_b64, "signature is not base64url")?;
-    Ok(RawToken {
+    let signing_input = token
+        .as_bytes()
+        .get(..header.len() + 1 + payload.len())
+        .ok_or(JwtError::Malformed("segments"))?;
+    Ok(Segments {
+        header,
+        payload,
+        signature,
         signing_input,
+    })
+}
+
+/// The largest decoded header or signature kept on the stack (an RSA-8192 signature is 1024
+/// bytes; headers are far smaller).
+pub(crate) const STACK_SEGMENT: usize = 1024;
+
+/// Decodes a segment into a stack buffer; returns the number of bytes.
+pub(crate) fn decode_small(
+    segment: &str,
+    buffer: &mut [u8; STACK_SEGMENT],
+    what: &'static str,
+) -> Result<usize, JwtError> {
+    URL_SAFE_NO_PAD
+        .decode_slice(segment, buffer)
+        .map_err(|_| JwtError::Malformed(what))
+}
+
+/// Decodes and checks the protected header.
+pub(crate) fn decode_header(segment: &str) -> Result<JoseHeader, JwtError> {
+    let mut buffer = [0u8; STACK_SEGMENT];
+    let length = decode_small(
+        segment,
+        &mut buffer,
+        "header is not base64url (or too large)",
+    )?;
+    let bytes = buffer.get(..length).ok_or(JwtError::Malformed("header"))?;
+    let header = StrictObject::parse(bytes)
+        .map_err(|_| JwtError::Malformed("header is not one JSON object with unique members"))?;
+    check_header(&header)
+}
+
+/// Splits a compact JWS and checks its header; the payload is returned as bytes.
+pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<'_>, JwtError> {
+    let segments = split_compact(token, max_len)?;
+    let header = decode_header(segments.header)?;
+    // An empty payload is a valid JWS (it is not a valid JWT, which the claims parser refuses).
+    let payload = URL_SAFE_NO_PAD
+        .decode(segments.payload)
+        .map_err(|_| JwtError::Malformed("payload is not base64url"))?;
+    let signature = decode_segment(segments.signature, "signature is not base64url")?;
+    Ok(RawToken {
+        signing_input: segments.signing_input,
         header,
         payload,
         signature,

@@ -26,10 +26,6 @@ impl<'a> StrictObject<'a> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    pub(crate) fn contains(&self, key: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == key)
-    }
-
     /// Removes and returns a member.
     pub(crate) fn take(&mut self, key: &str) -> Option<Value> {
         let index = self.0.iter().position(|(k, _)| k == key)?;
@@ -201,5 +197,74 @@ mod tests {
         assert!(StrictObject::parse(br#"{} {}"#).is_err());
         assert!(StrictObject::parse(b"\xef\xbb\xbf{}").is_err());
         assert!(StrictObject::parse(br#" {"a" : 1} "#).is_ok());
+    }
+}
+
+/// A JWT claims set: the registered time, issuer, subject and audience claims in their own
+/// slots (found in one pass), everything else in order. Member names are unique across both.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct ClaimsSet<'a> {
+    pub(crate) iss: Option<Value>,
+    pub(crate) sub: Option<Value>,
+    pub(crate) aud: Option<Value>,
+    pub(crate) exp: Option<Value>,
+    pub(crate) nbf: Option<Value>,
+    pub(crate) iat: Option<Value>,
+    pub(crate) other: StrictObject<'a>,
+}
+
+impl<'a> ClaimsSet<'a> {
+    /// Parses `bytes` as exactly one JSON object (no BOM, no trailing bytes).
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let claims = de.deserialize_map(ClaimsVisitor)?;
+        de.end()?;
+        Ok(claims)
+    }
+}
+
+impl Default for StrictObject<'_> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+struct ClaimsVisitor;
+
+impl<'de> Visitor<'de> for ClaimsVisitor {
+    type Value = ClaimsSet<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimsSet<'de>, A::Error> {
+        let mut claims = ClaimsSet {
+            other: StrictObject(Vec::with_capacity(map.size_hint().unwrap_or(8))),
+            ..ClaimsSet::default()
+        };
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let slot = match key.as_ref() {
+                "iss" => &mut claims.iss,
+                "sub" => &mut claims.sub,
+                "aud" => &mut claims.aud,
+                "exp" => &mut claims.exp,
+                "nbf" => &mut claims.nbf,
+                "iat" => &mut claims.iat,
+                _ => {
+                    if claims.other.0.iter().any(|(k, _)| *k == key) {
+                        return Err(duplicate(&key));
+                    }
+                    let value = map.next_value_seed(StrictValue)?;
+                    claims.other.0.push((key, value));
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(duplicate(&key));
+            }
+            *slot = Some(map.next_value_seed(StrictValue)?);
+        }
+        Ok(claims)
     }
 }

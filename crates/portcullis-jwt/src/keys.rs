@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::signature::Verifier as _;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use ring::agreement;
 use ring::rand::SystemRandom;
@@ -149,13 +148,13 @@ impl VerificationKey {
         &self,
         alg: Algorithm,
         signing_input: &[u8],
-        signature: &Vec<u8>,
+        signature: &[u8],
     ) -> Result<(), JwtError> {
         if alg != self.alg {
             return Err(JwtError::AlgorithmMismatch);
         }
         self.verifier
-            .verify(signing_input, signature)
+            .verify_bytes(signing_input, signature)
             .map_err(|_| JwtError::BadSignature)
     }
 

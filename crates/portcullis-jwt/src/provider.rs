@@ -192,6 +192,17 @@ impl RingVerifier {
 
 impl Verifier<Vec<u8>> for RingVerifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+        self.verify_bytes(msg, signature)
+    }
+}
+
+impl RingVerifier {
+    /// Checks `signature` over `msg`.
+    pub(crate) fn verify_bytes(
+        &self,
+        msg: &[u8],
+        signature: &[u8],
+    ) -> Result<(), signature::Error> {
         match &self.kind {
             VerifierKind::Hmac(key) => hmac::verify(key, msg, signature).map_err(|_| sig_error()),
             VerifierKind::Rsa { n, e } => {
