@@ -8,10 +8,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use serde_json::Value;
 
 use crate::error::JwtError;
-use crate::json::{ClaimsSet, StrictObject};
+use std::borrow::Cow;
+
+use crate::json::{ClaimsSet, RawHeader};
 
 /// Longest `kid` accepted (a lookup key, not a place for payloads).
 pub(crate) const MAX_KID_LEN: usize = 256;
@@ -155,9 +156,9 @@ pub(crate) fn decode_header(segment: &str) -> Result<JoseHeader, JwtError> {
         "header is not base64url (or too large)",
     )?;
     let bytes = buffer.get(..length).ok_or(JwtError::Malformed("header"))?;
-    let header = StrictObject::parse(bytes)
+    let header = RawHeader::parse(bytes)
         .map_err(|_| JwtError::Malformed("header is not one JSON object with unique members"))?;
-    check_header(&header)
+    check_header(header)
 }
 
 /// Splits a compact JWS and checks its header; the payload is returned as bytes.
@@ -177,49 +178,42 @@ pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<
     })
 }
 
-fn header_string(value: &Value) -> Result<&str, JwtError> {
-    value
-        .as_str()
-        .ok_or(JwtError::Malformed("a header parameter has the wrong type"))
-}
-
-/// One pass over the header members.
-fn check_header(header: &StrictObject<'_>) -> Result<JoseHeader, JwtError> {
-    let mut alg = None;
-    let mut kid = None;
-    let mut typ = None;
-    let mut carries_key_reference = false;
-    for (name, value) in &header.0 {
-        match name.as_ref() {
-            "alg" => alg = Some(parse_algorithm(header_string(value)?)?),
-            // RFC 7515 §4.1.11: a recipient must reject `crit` naming anything it does not
-            // implement; Portcullis implements no extension, and an empty or ill-typed
-            // `crit` is invalid in itself.
-            "crit" => return Err(JwtError::CriticalHeader),
-            "b64" => return Err(JwtError::ForbiddenHeader("b64")),
-            "enc" => return Err(JwtError::ForbiddenHeader("enc")),
-            "zip" => return Err(JwtError::ForbiddenHeader("zip")),
-            "cty" if header_string(value)?.eq_ignore_ascii_case("JWT") => {
-                return Err(JwtError::Nested);
-            }
-            "kid" => {
-                let value = header_string(value)?;
-                if value.len() > MAX_KID_LEN {
-                    return Err(JwtError::Malformed("kid is too long"));
-                }
-                kid = Some(value.to_owned());
-            }
-            "typ" => typ = Some(header_string(value)?.to_owned()),
-            "jku" | "x5u" | "jwk" | "x5c" => carries_key_reference = true,
-            _ => {}
-        }
+/// The header rules, in a fixed order.
+fn check_header(header: RawHeader<'_>) -> Result<JoseHeader, JwtError> {
+    // RFC 7515 §4.1.11: a recipient must reject `crit` naming anything it does not implement;
+    // Portcullis implements no extension, and an empty or ill-typed `crit` is invalid in
+    // itself.
+    if header.crit {
+        return Err(JwtError::CriticalHeader);
     }
-    let alg = alg.ok_or(JwtError::Malformed("alg is missing"))?;
+    if header.b64 {
+        return Err(JwtError::ForbiddenHeader("b64"));
+    }
+    if header.enc {
+        return Err(JwtError::ForbiddenHeader("enc"));
+    }
+    if header.zip {
+        return Err(JwtError::ForbiddenHeader("zip"));
+    }
+    let alg = parse_algorithm(&header.alg.ok_or(JwtError::Malformed("alg is missing"))?)?;
+    if header
+        .cty
+        .is_some_and(|cty| cty.eq_ignore_ascii_case("JWT"))
+    {
+        return Err(JwtError::Nested);
+    }
+    if header
+        .kid
+        .as_ref()
+        .is_some_and(|kid| kid.len() > MAX_KID_LEN)
+    {
+        return Err(JwtError::Malformed("kid is too long"));
+    }
     Ok(JoseHeader {
         alg,
-        kid,
-        typ,
-        carries_key_reference,
+        kid: header.kid.map(Cow::into_owned),
+        typ: header.typ.map(Cow::into_owned),
+        carries_key_reference: header.key_reference,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// A JSON object whose members keep their order and whose keys are unique. Keys borrow from
@@ -266,5 +266,93 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             *slot = Some(map.next_value_seed(StrictValue)?);
         }
         Ok(claims)
+    }
+}
+
+/// The protected header members Portcullis acts on, borrowed from the decoded header, with
+/// flags for the members whose mere presence matters. Member names are unique.
+#[derive(Debug, Default)]
+pub(crate) struct RawHeader<'a> {
+    pub(crate) alg: Option<Cow<'a, str>>,
+    pub(crate) kid: Option<Cow<'a, str>>,
+    pub(crate) typ: Option<Cow<'a, str>>,
+    pub(crate) cty: Option<Cow<'a, str>>,
+    pub(crate) crit: bool,
+    pub(crate) b64: bool,
+    pub(crate) enc: bool,
+    pub(crate) zip: bool,
+    pub(crate) key_reference: bool,
+}
+
+impl<'a> RawHeader<'a> {
+    /// Parses `bytes` as exactly one JSON object (no BOM, no trailing bytes).
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let header = de.deserialize_map(HeaderVisitor)?;
+        de.end()?;
+        Ok(header)
+    }
+}
+
+struct HeaderVisitor;
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = RawHeader<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader<'de>, A::Error> {
+        let mut header = RawHeader::default();
+        let mut others: Vec<Cow<'de, str>> = Vec::new();
+        let mut seen_flags = [false; 8];
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let text_slot = match key.as_ref() {
+                "alg" => Some(&mut header.alg),
+                "kid" => Some(&mut header.kid),
+                "typ" => Some(&mut header.typ),
+                "cty" => Some(&mut header.cty),
+                _ => None,
+            };
+            if let Some(slot) = text_slot {
+                if slot.is_some() {
+                    return Err(duplicate(&key));
+                }
+                *slot = Some(map.next_value_seed(KeySeed)?);
+                continue;
+            }
+            let flag = match key.as_ref() {
+                "crit" => Some((0, &mut header.crit)),
+                "b64" => Some((1, &mut header.b64)),
+                "enc" => Some((2, &mut header.enc)),
+                "zip" => Some((3, &mut header.zip)),
+                "jku" => Some((4, &mut header.key_reference)),
+                "x5u" => Some((5, &mut header.key_reference)),
+                "jwk" => Some((6, &mut header.key_reference)),
+                "x5c" => Some((7, &mut header.key_reference)),
+                _ => None,
+            };
+            match flag {
+                Some((index, flag)) => {
+                    let seen = seen_flags
+                        .get_mut(index)
+                        .ok_or_else(|| duplicate::<A::Error>(&key))?;
+                    if *seen {
+                        return Err(duplicate(&key));
+                    }
+                    *seen = true;
+                    *flag = true;
+                }
+                None => {
+                    if others.iter().any(|k| *k == key) {
+                        return Err(duplicate(&key));
+                    }
+                    others.push(key);
+                }
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(header)
     }
 }
