@@ -493,7 +493,13 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = R>,
         R: Into<String>,
     {
-        self.data.roles.extend(roles.into_iter().map(Into::into));
+        let roles = roles.into_iter().map(Into::into);
+        if self.data.roles.is_empty() {
+            // Collecting a `Vec<String>` back into a `Vec` reuses its allocation.
+            self.data.roles = roles.collect();
+        } else {
+            self.data.roles.extend(roles);
+        }
         self
     }
 
@@ -509,7 +515,12 @@ impl PrincipalBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.data.scopes.extend(scopes.into_iter().map(Into::into));
+        let scopes = scopes.into_iter().map(Into::into);
+        if self.data.scopes.is_empty() {
+            self.data.scopes = scopes.collect();
+        } else {
+            self.data.scopes.extend(scopes);
+        }
         self
     }
 
@@ -533,7 +544,11 @@ impl PrincipalBuilder {
 
     /// Adds several attributes.
     pub fn attributes(mut self, attributes: Map<String, Value>) -> Self {
-        self.data.attributes.extend(attributes);
+        if self.data.attributes.is_empty() {
+            self.data.attributes = attributes;
+        } else {
+            self.data.attributes.extend(attributes);
+        }
         self
     }
 

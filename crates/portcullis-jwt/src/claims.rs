@@ -66,8 +66,14 @@ impl TypPolicy {
             None if self.allow_missing => Ok(()),
             None => Err(JwtError::WrongType),
             Some(typ) => {
-                let typ = normalize_typ(typ);
-                if self.accepted.contains(&typ) {
+                // RFC 7515 §4.1.9: compare without an `application/` prefix, ignoring case.
+                let bare = match typ.get(..12) {
+                    Some(prefix) if prefix.eq_ignore_ascii_case("application/") => {
+                        typ.get(12..).unwrap_or("")
+                    }
+                    _ => typ,
+                };
+                if self.accepted.iter().any(|a| a.eq_ignore_ascii_case(bare)) {
                     Ok(())
                 } else {
                     Err(JwtError::WrongType)
@@ -394,13 +400,13 @@ impl ClaimMapping {
         let mut scopes = string_list(claims.take("scope"), "scope")?;
         scopes.extend(string_list(claims.take("scp"), "scp")?);
         let is_service = matches!(claims.get("client_id"), Some(Value::String(c)) if *c == subject);
-        let mut attributes = claims.into_map();
         if let Some(iss) = iss {
-            attributes.insert("iss".into(), iss);
+            claims.0.push(("iss".into(), iss));
         }
         if let Some(aud) = aud {
-            attributes.insert("aud".into(), aud);
+            claims.0.push(("aud".into(), aud));
         }
+        let attributes = claims.into_map();
 
         let kind = if is_service {
             PrincipalKind::Service
