@@ -21,6 +21,25 @@ use portcullis_rbac::{Policy, RbacEngine};
 use portcullis_tower::{AuditLayer, AuthLayer, AuthzLayer, RouteTable};
 use tower::ServiceExt as _;
 
+/// Accepts events and drops them (measures the request path without the writer).
+#[derive(Debug)]
+struct DiscardSink;
+
+#[async_trait::async_trait]
+impl portcullis_core::AuditSink for DiscardSink {
+    async fn record(
+        &self,
+        event: portcullis_core::AuditEvent,
+    ) -> Result<(), portcullis_core::AuditError> {
+        std::hint::black_box(event);
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), portcullis_core::AuditError> {
+        Ok(())
+    }
+}
+
 fn routes() -> Router {
     Router::new().route("/collections/{name}", get(|| async { "ok" }))
 }
@@ -63,10 +82,20 @@ fn stack(c: &mut Criterion) {
             .expect("sink"),
         )
     });
-    let full = routes().layer(AuthzLayer::new(engine, table)).layer(
+    let chain = AuthenticatorChain::new(vec![Arc::new(jwt)]);
+    let full = routes()
+        .layer(AuthzLayer::new(Arc::clone(&engine), table.clone()))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(AuditLayer::new(sink.clone()))
+                .layer(AuthLayer::new(chain.clone())),
+        );
+    // The same stack with an in-memory sink that keeps nothing: the request path alone,
+    // without the background JSON Lines writer (redaction, hash chain, file writes).
+    let request_path_only = routes().layer(AuthzLayer::new(engine, table)).layer(
         tower::ServiceBuilder::new()
-            .layer(AuditLayer::new(sink.clone()))
-            .layer(AuthLayer::new(AuthenticatorChain::new(vec![Arc::new(jwt)]))),
+            .layer(AuditLayer::new(Arc::new(DiscardSink)))
+            .layer(AuthLayer::new(chain)),
     );
     let bare = routes();
     let request = |auth: &str| {
@@ -96,6 +125,15 @@ fn stack(c: &mut Criterion) {
     group.bench_function("jwt_rbac_audit", |b| {
         b.to_async(&runtime).iter(|| async {
             full.clone()
+                .oneshot(request(&authorization))
+                .await
+                .expect("response")
+        });
+    });
+    group.bench_function("jwt_rbac_audit_request_path", |b| {
+        b.to_async(&runtime).iter(|| async {
+            request_path_only
+                .clone()
                 .oneshot(request(&authorization))
                 .await
                 .expect("response")

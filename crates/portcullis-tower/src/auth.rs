@@ -92,6 +92,8 @@ impl PublicPaths {
 
 struct AuthConfig {
     chain: AuthenticatorChain,
+    /// The authenticators' names, shared by every request's `AuthContext`.
+    names: Vec<Arc<str>>,
     extractor: CredentialExtractor,
     mode: AuthMode,
     public: PublicPaths,
@@ -128,8 +130,14 @@ impl AuthLayer {
     #[must_use]
     pub fn new(chain: AuthenticatorChain) -> Self {
         let challenges = chain.challenges().into();
+        let names = chain
+            .authenticators()
+            .iter()
+            .map(|a| Arc::from(a.name()))
+            .collect();
         Self {
             config: Arc::new(AuthConfig {
+                names,
                 chain,
                 extractor: CredentialExtractor::default(),
                 mode: AuthMode::Required,
@@ -143,6 +151,7 @@ impl AuthLayer {
     fn map(self, f: impl FnOnce(&mut AuthConfig)) -> Self {
         let mut config = Arc::try_unwrap(self.config).unwrap_or_else(|shared| AuthConfig {
             chain: shared.chain.clone(),
+            names: shared.names.clone(),
             extractor: shared.extractor.clone(),
             mode: shared.mode,
             public: shared.public.clone(),
@@ -299,7 +308,14 @@ where
                     let config = &**this.config;
                     let anonymous_ok = *this.public || config.mode == AuthMode::Optional;
                     let context = |authenticator: Option<&str>| AuthContext {
-                        authenticator: authenticator.map(Arc::from),
+                        authenticator: authenticator.map(|name| {
+                            config
+                                .names
+                                .iter()
+                                .find(|n| &***n == name)
+                                .cloned()
+                                .unwrap_or_else(|| Arc::from(name))
+                        }),
                         challenges: Arc::clone(&config.challenges),
                         public: *this.public,
                     };

@@ -107,6 +107,9 @@ impl RouteTable {
                 Segment::Literal(_) => None,
             })
             .collect();
+        if params.len() > 4 {
+            return Err(RouteError(format!("{route}: at most 4 parameters")));
+        }
         let mut rest = resource;
         while let Some(start) = rest.find('{') {
             let end = rest[start..]
@@ -130,27 +133,59 @@ impl RouteTable {
 
 impl RequestMapper for RouteTable {
     fn map(&self, method: &Method, path: &str) -> Option<(String, String)> {
-        let parts: Vec<&str> = split_path(path).collect();
         'routes: for route in &self.routes {
-            if route.method.as_ref().is_some_and(|m| m != method)
-                || route.segments.len() != parts.len()
-            {
+            if route.method.as_ref().is_some_and(|m| m != method) {
                 continue;
             }
-            let mut resource = route.resource.clone();
-            for (segment, part) in route.segments.iter().zip(&parts) {
+            let mut parts = split_path(path);
+            let mut params: [(&str, &str); 4] = [("", ""); 4];
+            let mut count = 0;
+            for segment in &route.segments {
+                let Some(part) = parts.next() else {
+                    continue 'routes;
+                };
                 match segment {
                     Segment::Literal(literal) if literal == part => {}
                     Segment::Literal(_) => continue 'routes,
                     Segment::Param(name) => {
-                        resource = resource.replace(&format!("{{{name}}}"), part)
+                        let Some(slot) = params.get_mut(count) else {
+                            continue 'routes;
+                        };
+                        *slot = (name.as_str(), part);
+                        count += 1;
                     }
                 }
             }
-            return Some((route.action.clone(), resource));
+            if parts.next().is_some() {
+                continue;
+            }
+            let params = params.get(..count).unwrap_or(&[]);
+            return Some((route.action.clone(), fill(&route.resource, params)));
         }
         None
     }
+}
+
+/// Replaces each `{name}` of `template` by its value.
+fn fill(template: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let (before, after) = rest.split_at(start);
+        out.push_str(before);
+        let Some(end) = after.find('}') else {
+            out.push_str(after);
+            return out;
+        };
+        let name = after.get(1..end).unwrap_or("");
+        match params.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(after.get(..=end).unwrap_or("")),
+        }
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A closure as a [`RequestMapper`].
