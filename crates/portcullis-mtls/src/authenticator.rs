@@ -1,0 +1,291 @@
+//! [`MtlsAuthenticator`]: the verified client certificate becomes the `Principal`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portcullis_core::{
+    AuthMethod, AuthOutcome, Authenticator, Challenge, Clock, Credentials, PeerCertificates,
+    Principal, PrincipalKind, SystemClock,
+};
+use rustls_pki_types::UnixTime;
+use time::OffsetDateTime;
+use webpki::{
+    EndEntityCert, ExpirationPolicy, KeyUsage, RevocationCheckDepth, RevocationOptionsBuilder,
+    UnknownStatusPolicy,
+};
+
+use crate::error::MtlsError;
+use crate::identity::{IdentitySource, attribute_strings, identity};
+use crate::store::TrustStore;
+
+/// How the extended key usage is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EkuPolicy {
+    /// The certificate must carry the `clientAuth` EKU (default).
+    #[default]
+    RequireClientAuth,
+    /// webpki's default: `clientAuth` is required only when an EKU extension is present.
+    ClientAuthIfPresent,
+}
+
+/// How much of the chain is checked against the CRLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RevocationDepth {
+    /// The end-entity certificate only.
+    EndEntity,
+    /// Every certificate of the chain but the anchor (default).
+    #[default]
+    Chain,
+}
+
+/// What happens when no CRL covers a certificate (or the CRL has expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownStatus {
+    /// Refuse (default).
+    #[default]
+    Deny,
+    /// Accept.
+    Allow,
+}
+
+/// Where roles come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RoleSource {
+    /// No roles (the RBAC default role applies).
+    #[default]
+    None,
+    /// A table from identity (exact match) to roles.
+    Table(HashMap<String, Vec<String>>),
+    /// The subject's organizational units.
+    OrganizationalUnits,
+}
+
+/// What an [`MtlsAuthenticator`] requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtlsPolicy {
+    /// The EKU rule.
+    pub eku: EkuPolicy,
+    /// Revocation depth (when CRLs are loaded).
+    pub revocation_depth: RevocationDepth,
+    /// Unknown revocation status (when CRLs are loaded).
+    pub unknown_status: UnknownStatus,
+    /// Most certificates accepted in the presented chain (default 5).
+    pub max_chain_len: usize,
+    /// Most bytes accepted in the presented chain (default 64 KiB).
+    pub max_chain_bytes: usize,
+    /// The identity.
+    pub identity: IdentitySource,
+    /// Organizations allowed (the subject's O, exact; empty: any).
+    pub allowed_organizations: Vec<String>,
+    /// Roles.
+    pub roles: RoleSource,
+    /// The principal kind (default `Service`: certificates mostly identify workloads).
+    pub kind: PrincipalKind,
+}
+
+impl Default for MtlsPolicy {
+    fn default() -> Self {
+        Self {
+            eku: EkuPolicy::default(),
+            revocation_depth: RevocationDepth::default(),
+            unknown_status: UnknownStatus::default(),
+            max_chain_len: 5,
+            max_chain_bytes: 64 * 1024,
+            identity: IdentitySource::CommonName,
+            allowed_organizations: Vec::new(),
+            roles: RoleSource::None,
+            kind: PrincipalKind::Service,
+        }
+    }
+}
+
+/// Authenticates the TLS client certificate chain.
+#[derive(Clone)]
+pub struct MtlsAuthenticator {
+    store: Arc<TrustStore>,
+    policy: Arc<MtlsPolicy>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for MtlsAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsAuthenticator")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn map_webpki(error: webpki::Error) -> MtlsError {
+    use webpki::Error as E;
+    match error {
+        E::CertExpired { .. } => MtlsError::Expired,
+        E::CertNotValidYet { .. } => MtlsError::NotYetValid,
+        E::CertRevoked => MtlsError::Revoked,
+        E::UnknownRevocationStatus | E::CrlExpired { .. } => {
+            MtlsError::UnknownRevocationStatus(format!("{error:?}"))
+        }
+        other => MtlsError::Untrusted(format!("{other:?}")),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+impl MtlsAuthenticator {
+    /// Verifies against `store` with `policy`.
+    #[must_use]
+    pub fn new(store: Arc<TrustStore>, policy: MtlsPolicy) -> Self {
+        Self {
+            store,
+            policy: Arc::new(policy),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Uses another clock (tests, replays).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The trust store (to reload or swap CRLs).
+    #[must_use]
+    pub fn store(&self) -> &Arc<TrustStore> {
+        &self.store
+    }
+
+    /// Verifies a chain (end entity first) and builds the principal.
+    pub fn verify(&self, chain: &PeerCertificates) -> Result<Principal, MtlsError> {
+        let policy = &*self.policy;
+        let end_entity = chain
+            .end_entity()
+            .ok_or(MtlsError::ChainBounds("no certificate"))?;
+        if chain.len() > policy.max_chain_len {
+            return Err(MtlsError::ChainBounds("too many certificates"));
+        }
+        if chain.total_bytes() > policy.max_chain_bytes {
+            return Err(MtlsError::ChainBounds("chain too large"));
+        }
+        let now = self.clock.now();
+        let unix = u64::try_from(now.unix_timestamp())
+            .map_err(|_| MtlsError::Untrusted("clock before 1970".into()))?;
+        let cert = EndEntityCert::try_from(end_entity)
+            .map_err(|e| MtlsError::Malformed(format!("{e:?}")))?;
+        let material = self.store.snapshot();
+        let crl_refs: Vec<&webpki::CertRevocationList<'_>> = material.crls.iter().collect();
+        let revocation = if crl_refs.is_empty() {
+            None
+        } else {
+            let builder = RevocationOptionsBuilder::new(&crl_refs)
+                .map_err(|_| MtlsError::Store("CRL set".into()))?
+                .with_depth(match policy.revocation_depth {
+                    RevocationDepth::EndEntity => RevocationCheckDepth::EndEntity,
+                    RevocationDepth::Chain => RevocationCheckDepth::Chain,
+                })
+                .with_status_policy(match policy.unknown_status {
+                    UnknownStatus::Deny => UnknownStatusPolicy::Deny,
+                    UnknownStatus::Allow => UnknownStatusPolicy::Allow,
+                })
+                .with_expiration_policy(ExpirationPolicy::Enforce);
+            Some(builder.build())
+        };
+        // webpki applies the EKU rule to every certificate of the path, and CA certificates
+        // rarely carry EKUs: the path is checked with "clientAuth if present", and the end
+        // entity's own EKU below.
+        cert.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &material.anchors,
+            chain.intermediates(),
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(unix)),
+            KeyUsage::client_auth(),
+            revocation,
+            None,
+        )
+        .map_err(map_webpki)?;
+        self.principal(end_entity, now)
+    }
+
+    fn principal(&self, der: &[u8], now: OffsetDateTime) -> Result<Principal, MtlsError> {
+        let policy = &*self.policy;
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| MtlsError::Malformed(format!("{e}")))?;
+        if policy.eku == EkuPolicy::RequireClientAuth {
+            let client_auth = match cert.extended_key_usage() {
+                Ok(Some(eku)) => eku.value.client_auth,
+                Ok(None) => false,
+                Err(e) => return Err(MtlsError::Malformed(format!("extendedKeyUsage: {e}"))),
+            };
+            if !client_auth {
+                return Err(MtlsError::Untrusted(
+                    "the clientAuth extended key usage is required".into(),
+                ));
+            }
+        }
+        let id = identity(&cert, &policy.identity)?;
+        let organizations = attribute_strings(cert.subject().iter_organization(), "organization")?;
+        if !policy.allowed_organizations.is_empty()
+            && !organizations
+                .iter()
+                .any(|o| policy.allowed_organizations.iter().any(|a| a == o))
+        {
+            return Err(MtlsError::OrganizationNotAllowed);
+        }
+        let roles: Vec<String> = match &policy.roles {
+            RoleSource::None => Vec::new(),
+            RoleSource::Table(table) => table.get(&id).cloned().unwrap_or_default(),
+            RoleSource::OrganizationalUnits => attribute_strings(
+                cert.subject().iter_organizational_unit(),
+                "organizational unit",
+            )?
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        };
+        let not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
+            .map_err(|_| MtlsError::Malformed("notAfter".into()))?;
+        let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
+        let mut builder = Principal::builder(id, policy.kind, AuthMethod::Mtls, now)
+            .roles(roles)
+            .expires_at(not_after.max(now))
+            .attribute("cert_serial", cert.tbs_certificate.raw_serial_as_string())
+            .attribute("cert_issuer", cert.issuer().to_string())
+            .attribute("cert_fingerprint_sha256", fingerprint)
+            .attribute("cert_not_after", not_after.unix_timestamp());
+        if !organizations.is_empty() {
+            builder = builder.attribute("cert_organizations", organizations);
+        }
+        builder
+            .build()
+            .map_err(|e| MtlsError::Identity(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Authenticator for MtlsAuthenticator {
+    fn name(&self) -> &str {
+        "mtls"
+    }
+
+    fn challenge(&self) -> Option<Challenge> {
+        None
+    }
+
+    async fn authenticate(&self, credentials: &Credentials) -> AuthOutcome {
+        let Some(chain) = credentials.peer_certificates() else {
+            return AuthOutcome::NotApplicable;
+        };
+        match self.verify(chain) {
+            Ok(principal) => AuthOutcome::Authenticated(principal),
+            Err(error) => AuthOutcome::Rejected(error.into_auth_error()),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Client certificates forwarded by a trusted TLS terminator.
+//!
+//! nginx forwards `$ssl_client_escaped_cert` (a URL-encoded PEM) in a header of your choice;
+//! Envoy forwards `x-forwarded-client-cert` (`Cert="…";Chain="…";…`, URL-encoded PEM). Either
+//! is believed **only** when the request comes from a configured proxy address; from anyone
+//! else the header is refused and reported as a security violation.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName};
+use portcullis_core::{CertificateDer, PeerCertificates};
+use rustls_pki_types::pem::PemObject;
+
+use crate::error::MtlsError;
+
+/// The header format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardFormat {
+    /// nginx: one URL-encoded PEM certificate (`$ssl_client_escaped_cert`).
+    Nginx,
+    /// Envoy: `x-forwarded-client-cert` with `Cert=` and optionally `Chain=`.
+    Envoy,
+}
+
+/// Which proxies may forward certificates, and how.
+#[derive(Debug, Clone)]
+pub struct ForwardedCertificates {
+    header: HeaderName,
+    format: ForwardFormat,
+    proxies: Vec<IpAddr>,
+    max_bytes: usize,
+}
+
+/// What a request's forwarded-certificate header amounts to.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Forwarded {
+    /// No header.
+    Absent,
+    /// A chain from a trusted proxy (still to be verified by the authenticator).
+    Certificates(PeerCertificates),
+    /// A header from an address that is not a trusted proxy: ignore it and record a
+    /// security violation.
+    Untrusted,
+}
+
+impl ForwardedCertificates {
+    /// nginx with the header `header` (for example `x-ssl-client-cert`).
+    #[must_use]
+    pub fn nginx(header: HeaderName, proxies: Vec<IpAddr>) -> Self {
+        Self {
+            header,
+            format: ForwardFormat::Nginx,
+            proxies,
+            max_bytes: 64 * 1024,
+        }
+    }
+
+    /// Envoy's `x-forwarded-client-cert`.
+    #[must_use]
+    pub fn envoy(proxies: Vec<IpAddr>) -> Self {
+        Self {
+            header: HeaderName::from_static("x-forwarded-client-cert"),
+            format: ForwardFormat::Envoy,
+            proxies,
+            max_bytes: 64 * 1024,
+        }
+    }
+
+    /// The header name.
+    #[must_use]
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// Reads the header of a request that arrived from `peer`.
+    pub fn extract(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Forwarded, MtlsError> {
+        let mut values = headers.get_all(&self.header).iter();
+        let Some(value) = values.next() else {
+            return Ok(Forwarded::Absent);
+        };
+        if !peer.is_some_and(|ip| self.proxies.contains(&ip)) {
+            return Ok(Forwarded::Untrusted);
+        }
+        if values.next().is_some() {
+            return Err(MtlsError::Malformed(
+                "more than one forwarded certificate header".into(),
+            ));
+        }
+        if value.len() > self.max_bytes {
+            return Err(MtlsError::ChainBounds("forwarded header too large"));
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| MtlsError::Malformed("forwarded header is not ASCII".into()))?;
+        let pem = match self.format {
+            ForwardFormat::Nginx => percent_decode(value)?,
+            ForwardFormat::Envoy => envoy_pem(value)?,
+        };
+        let chain = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| MtlsError::Malformed(format!("forwarded PEM: {e:?}")))?;
+        if chain.is_empty() {
+            return Err(MtlsError::Malformed(
+                "no certificate in the forwarded header".into(),
+            ));
+        }
+        Ok(Forwarded::Certificates(PeerCertificates::new(chain)))
+    }
+}
+
+/// `%XX` decoding (no `+` → space: these are PEM bodies).
+pub fn percent_decode(value: &str) -> Result<String, MtlsError> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| MtlsError::Malformed("bad percent-encoding".into()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(byte);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| MtlsError::Malformed("forwarded PEM is not UTF-8".into()))
+}
+
+/// The PEM of the last element of an XFCC header: `Chain=` when present, else `Cert=`.
+fn envoy_pem(value: &str) -> Result<String, MtlsError> {
+    // Elements are separated by commas outside quotes; the last one is the nearest hop.
+    let mut elements = Vec::new();
+    let mut quoted = false;
+    let mut start = 0;
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                elements.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    elements.push(&value[start..]);
+    let element = elements.last().copied().unwrap_or("");
+    let mut cert = None;
+    let mut chain = None;
+    for pair in split_unquoted(element, ';') {
+        let Some((key, raw)) = pair.split_once('=') else {
+            continue;
+        };
+        let raw = raw.trim().trim_matches('"');
+        match key.trim().to_ascii_lowercase().as_str() {
+            "cert" => cert = Some(raw),
+            "chain" => chain = Some(raw),
+            _ => {}
+        }
+    }
+    let encoded = chain
+        .or(cert)
+        .ok_or_else(|| MtlsError::Malformed("XFCC without Cert or Chain".into()))?;
+    percent_decode(encoded)
+}
+
+fn split_unquoted(value: &str, separator: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut quoted = false;
+    let mut start = 0;
+    for (i, c) in value.char_indices() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if c == separator && !quoted {
+            parts.push(&value[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    parts.push(&value[start..]);
+    parts
+}
