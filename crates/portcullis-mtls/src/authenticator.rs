@@ -10,7 +10,7 @@ use portcullis_core::{
     AuthMethod, AuthOutcome, Authenticator, Challenge, Clock, Credentials, PeerCertificates,
     Principal, PrincipalKind, SystemClock,
 };
-use rustls_pki_types::UnixTime;
+use rustls_pki_types::{CertificateDer, UnixTime};
 use time::OffsetDateTime;
 use webpki::{
     EndEntityCert, ExpirationPolicy, KeyUsage, RevocationCheckDepth, RevocationOptionsBuilder,
@@ -165,17 +165,49 @@ impl MtlsAuthenticator {
 
     /// Verifies a chain (end entity first) and builds the principal.
     pub fn verify(&self, chain: &PeerCertificates) -> Result<Principal, MtlsError> {
-        let policy = &*self.policy;
         let end_entity = chain
             .end_entity()
             .ok_or(MtlsError::ChainBounds("no certificate"))?;
-        if chain.len() > policy.max_chain_len {
+        if chain.len() > self.policy.max_chain_len {
             return Err(MtlsError::ChainBounds("too many certificates"));
         }
-        if chain.total_bytes() > policy.max_chain_bytes {
+        if chain.total_bytes() > self.policy.max_chain_bytes {
             return Err(MtlsError::ChainBounds("chain too large"));
         }
         let now = self.clock.now();
+        self.verify_path(end_entity, chain.intermediates(), now)?;
+        self.principal(end_entity, now)
+    }
+
+    /// The trust decision alone (bounds, path to an anchor, revocation, `clientAuth`), as the
+    /// TLS handshake needs it.
+    pub fn verify_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<(), MtlsError> {
+        let count = 1 + intermediates.len();
+        let bytes = end_entity.len() + intermediates.iter().map(|c| c.len()).sum::<usize>();
+        if count > self.policy.max_chain_len {
+            return Err(MtlsError::ChainBounds("too many certificates"));
+        }
+        if bytes > self.policy.max_chain_bytes {
+            return Err(MtlsError::ChainBounds("chain too large"));
+        }
+        let now = self.clock.now();
+        self.verify_path(end_entity, intermediates, now)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
+            .map_err(|e| MtlsError::Malformed(format!("{e}")))?;
+        self.check_eku(&cert)
+    }
+
+    fn verify_path(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: OffsetDateTime,
+    ) -> Result<(), MtlsError> {
+        let policy = &*self.policy;
         let unix = u64::try_from(now.unix_timestamp())
             .map_err(|_| MtlsError::Untrusted("clock before 1970".into()))?;
         let cert = EndEntityCert::try_from(end_entity)
@@ -200,18 +232,37 @@ impl MtlsAuthenticator {
         };
         // webpki applies the EKU rule to every certificate of the path, and CA certificates
         // rarely carry EKUs: the path is checked with "clientAuth if present", and the end
-        // entity's own EKU below.
+        // entity's own EKU separately.
         cert.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
             &material.anchors,
-            chain.intermediates(),
+            intermediates,
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(unix)),
             KeyUsage::client_auth(),
             revocation,
             None,
         )
-        .map_err(map_webpki)?;
-        self.principal(end_entity, now)
+        .map(|_| ())
+        .map_err(map_webpki)
+    }
+
+    fn check_eku(
+        &self,
+        cert: &x509_parser::certificate::X509Certificate<'_>,
+    ) -> Result<(), MtlsError> {
+        if self.policy.eku == EkuPolicy::RequireClientAuth {
+            let client_auth = match cert.extended_key_usage() {
+                Ok(Some(eku)) => eku.value.client_auth,
+                Ok(None) => false,
+                Err(e) => return Err(MtlsError::Malformed(format!("extendedKeyUsage: {e}"))),
+            };
+            if !client_auth {
+                return Err(MtlsError::Untrusted(
+                    "the clientAuth extended key usage is required".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn principal(&self, der: &[u8], now: OffsetDateTime) -> Result<Principal, MtlsError> {

@@ -25,6 +25,8 @@ mod config;
 mod error;
 pub mod forwarded;
 mod identity;
+#[cfg(feature = "server")]
+pub mod server;
 mod store;
 
 pub use authenticator::{

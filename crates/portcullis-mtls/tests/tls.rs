@@ -1,0 +1,224 @@
+//! End to end: a real TLS server on 127.0.0.1 (rustls, `serve`) and a real TLS client with a
+//! client certificate; the handler sees the `Principal`; a revoked certificate fails; a CRL
+//! swapped at run time revokes a certificate without a restart.
+#![cfg(feature = "server")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation should stop the test"
+)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use portcullis_core::{AuthenticatorChain, Principal};
+use portcullis_mtls::server::{ClientAuth, serve, server_config};
+use portcullis_mtls::{MtlsAuthenticator, MtlsPolicy, TrustMaterial, TrustStore};
+use portcullis_tower::AuthLayer;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SanType, SerialNumber,
+};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
+};
+use time::{Duration, OffsetDateTime};
+
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    der: CertificateDer<'static>,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn root() -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "E2E Root");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = now() - Duration::days(1);
+    params.not_after = now() + Duration::days(30);
+    let key = KeyPair::generate().unwrap();
+    let der = params.self_signed(&key).unwrap().der().clone();
+    Ca { params, key, der }
+}
+
+fn issue(
+    ca: &Ca,
+    cn: &str,
+    serial: u64,
+    eku: ExtendedKeyUsagePurpose,
+    sans: Vec<SanType>,
+) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.extended_key_usages = vec![eku];
+    params.subject_alt_names = sans;
+    params.serial_number = Some(SerialNumber::from(serial));
+    params.not_before = now() - Duration::days(1);
+    params.not_after = now() + Duration::days(10);
+    let key = KeyPair::generate().unwrap();
+    let der = params
+        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
+        .unwrap()
+        .der()
+        .clone();
+    (
+        der,
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+}
+
+fn crl(ca: &Ca, revoked: &[u64]) -> CertificateRevocationListDer<'static> {
+    CertificateRevocationListParams {
+        this_update: now() - Duration::hours(1),
+        next_update: now() + Duration::days(7),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|s| RevokedCertParams {
+                serial_number: SerialNumber::from(*s),
+                revocation_time: now() - Duration::minutes(5),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&Issuer::from_params(&ca.params, &ca.key))
+    .unwrap()
+    .der()
+    .clone()
+}
+
+async fn get_whoami(
+    addr: std::net::SocketAddr,
+    root: &Ca,
+    client: (CertificateDer<'static>, PrivateKeyDer<'static>),
+) -> Result<(u16, String), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.der.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(vec![client.0], client.1)
+    .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = http::Request::get("/whoami")
+        .header("host", "localhost")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8(body.to_vec()).unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_sees_the_principal_and_crls_apply_without_a_restart() {
+    let root = root();
+    let (server_cert, server_key) = issue(
+        &root,
+        "localhost",
+        1,
+        ExtendedKeyUsagePurpose::ServerAuth,
+        vec![SanType::DnsName("localhost".try_into().unwrap())],
+    );
+    let good = issue(
+        &root,
+        "good-client",
+        2,
+        ExtendedKeyUsagePurpose::ClientAuth,
+        Vec::new(),
+    );
+    let revoked = issue(
+        &root,
+        "revoked-client",
+        3,
+        ExtendedKeyUsagePurpose::ClientAuth,
+        Vec::new(),
+    );
+    let later = issue(
+        &root,
+        "soon-revoked",
+        4,
+        ExtendedKeyUsagePurpose::ClientAuth,
+        Vec::new(),
+    );
+
+    let material =
+        TrustMaterial::new(std::slice::from_ref(&root.der), &[crl(&root, &[3])], now()).unwrap();
+    let authenticator =
+        MtlsAuthenticator::new(Arc::new(TrustStore::new(material)), MtlsPolicy::default());
+    let config = server_config(
+        vec![server_cert],
+        server_key,
+        &authenticator,
+        ClientAuth::Required,
+    )
+    .unwrap();
+    let app = Router::new()
+        .route(
+            "/whoami",
+            get(|p: Principal| async move { p.id().to_owned() }),
+        )
+        .layer(AuthLayer::new(AuthenticatorChain::new(vec![Arc::new(
+            authenticator.clone(),
+        )])));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, Arc::new(config), app));
+
+    assert_eq!(
+        get_whoami(addr, &root, good).await.unwrap(),
+        (200, "good-client".to_owned())
+    );
+    assert!(
+        get_whoami(addr, &root, revoked).await.is_err(),
+        "a revoked certificate fails the handshake"
+    );
+    let (later_cert, later_key) = later;
+    let clone_later = || (later_cert.clone(), later_key.clone_key());
+    assert_eq!(get_whoami(addr, &root, clone_later()).await.unwrap().0, 200);
+    // Revoke it at run time: the next handshake refuses it.
+    authenticator
+        .store()
+        .set_crls(&[crl(&root, &[3, 4])])
+        .unwrap();
+    assert!(get_whoami(addr, &root, clone_later()).await.is_err());
+}
