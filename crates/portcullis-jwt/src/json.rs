@@ -10,7 +10,7 @@ use serde_json::{Map, Number, Value};
 
 /// A JSON object whose members keep their order and whose keys are unique. Keys borrow from
 /// the input unless they contain escapes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct StrictObject<'a>(pub(crate) Vec<(Cow<'a, str>, Value)>);
 
 impl<'a> StrictObject<'a> {
@@ -223,12 +223,6 @@ impl<'a> ClaimsSet<'a> {
     }
 }
 
-impl Default for StrictObject<'_> {
-    fn default() -> Self {
-        Self(Vec::new())
-    }
-}
-
 struct ClaimsVisitor;
 
 impl<'de> Visitor<'de> for ClaimsVisitor {
@@ -345,7 +339,7 @@ impl<'de> Visitor<'de> for HeaderVisitor {
                     *flag = true;
                 }
                 None => {
-                    if others.iter().any(|k| *k == key) {
+                    if others.contains(&key) {
                         return Err(duplicate(&key));
                     }
                     others.push(key);

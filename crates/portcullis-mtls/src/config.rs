@@ -1,5 +1,6 @@
 //! The AmateRS `[auth.mtls]` table.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,6 +34,10 @@ pub struct AmatersMtlsConfig {
     /// Organizations allowed (empty: any).
     #[serde(default)]
     pub allowed_organizations: Vec<String>,
+    /// Roles per identity (addition; exact match). Without an entry, the RBAC default role
+    /// applies.
+    #[serde(default)]
+    pub roles: HashMap<String, Vec<String>>,
 }
 
 impl AmatersMtlsConfig {
@@ -43,15 +48,44 @@ impl AmatersMtlsConfig {
         }
         let crl = self.crl_path.as_ref().map(|p| base_dir.join(p));
         let store = TrustStore::from_paths(&base_dir.join(&self.ca_certs_dir), crl.as_deref())?;
-        let policy = MtlsPolicy {
+        Ok(MtlsAuthenticator::new(Arc::new(store), self.policy()))
+    }
+
+    /// The policy this table describes (identity, organizations, roles).
+    #[must_use]
+    pub fn policy(&self) -> MtlsPolicy {
+        MtlsPolicy {
             identity: if self.verify_cn {
                 IdentitySource::CommonName
             } else {
                 IdentitySource::SanUri
             },
             allowed_organizations: self.allowed_organizations.clone(),
+            roles: if self.roles.is_empty() {
+                crate::RoleSource::None
+            } else {
+                crate::RoleSource::Table(self.roles.clone())
+            },
             ..MtlsPolicy::default()
-        };
-        Ok(MtlsAuthenticator::new(Arc::new(store), policy))
+        }
     }
+}
+
+/// AmateRS `[network]`: `tls_enabled`, `tls_cert`, `tls_key`, `tls_ca`, `require_client_cert`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmatersNetworkConfig {
+    /// Serve over TLS.
+    #[serde(default = "yes")]
+    pub tls_enabled: bool,
+    /// The server certificate chain (PEM).
+    pub tls_cert: PathBuf,
+    /// The server private key (PEM, PKCS#8 or PKCS#1 or SEC1).
+    pub tls_key: PathBuf,
+    /// A CA bundle trusted for client certificates in addition to `[auth.mtls] ca_certs_dir`.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// Refuse the handshake without a valid client certificate.
+    #[serde(default = "yes")]
+    pub require_client_cert: bool,
 }

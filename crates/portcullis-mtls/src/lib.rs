@@ -32,7 +32,7 @@ mod store;
 pub use authenticator::{
     EkuPolicy, MtlsAuthenticator, MtlsPolicy, RevocationDepth, RoleSource, UnknownStatus,
 };
-pub use config::AmatersMtlsConfig;
+pub use config::{AmatersMtlsConfig, AmatersNetworkConfig};
 pub use error::MtlsError;
 pub use identity::{IdentitySource, SpiffeId};
 pub use store::{TrustMaterial, TrustStore};

@@ -90,9 +90,14 @@ impl ClientCertVerifier for PortcullisClientVerifier {
         intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        // The whole authenticator decision (trust, revocation, EKU, identity, organizations):
+        // a certificate the authenticator would refuse does not complete the handshake.
+        let mut chain = Vec::with_capacity(1 + intermediates.len());
+        chain.push(end_entity.clone().into_owned());
+        chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
         self.authenticator
-            .verify_chain(end_entity, intermediates)
-            .map(|()| ClientCertVerified::assertion())
+            .verify(&PeerCertificates::new(chain))
+            .map(|_| ClientCertVerified::assertion())
             .map_err(|e| rustls_error(&e))
     }
 
@@ -188,4 +193,38 @@ where
                 .await;
         });
     }
+}
+
+/// Re-reads anchors and CRLs when one of the files changes (polled every `interval`), so a
+/// new CRL published to `crl_path` takes effect on the next handshake. A file that fails
+/// to load leaves the material in force. Stops when the returned handle is aborted.
+pub fn watch(
+    store: Arc<crate::TrustStore>,
+    anchors: std::path::PathBuf,
+    crls: Option<std::path::PathBuf>,
+    interval: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    fn stamp(path: &std::path::Path) -> Option<std::time::SystemTime> {
+        let metadata = std::fs::metadata(path).ok()?;
+        if metadata.is_dir() {
+            std::fs::read_dir(path)
+                .ok()?
+                .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+                .max()
+        } else {
+            metadata.modified().ok()
+        }
+    }
+    tokio::spawn(async move {
+        let current =
+            |a: &std::path::Path, c: Option<&std::path::Path>| (stamp(a), c.and_then(stamp));
+        let mut seen = current(&anchors, crls.as_deref());
+        loop {
+            tokio::time::sleep(interval).await;
+            let now = current(&anchors, crls.as_deref());
+            if now != seen && store.reload(&anchors, crls.as_deref()).is_ok() {
+                seen = now;
+            }
+        }
+    })
 }

@@ -147,6 +147,27 @@ impl TrustStore {
         Ok(Self::new(Self::load(anchors, crls)?))
     }
 
+    /// Loads anchors from several PEM files or directories (duplicates are kept once).
+    pub fn from_anchor_paths(anchors: &[&Path], crls: Option<&Path>) -> Result<Self, MtlsError> {
+        let mut certificates: Vec<CertificateDer<'static>> = Vec::new();
+        for path in anchors {
+            for cert in load_certificates(path)? {
+                if !certificates.contains(&cert) {
+                    certificates.push(cert);
+                }
+            }
+        }
+        let crls = match crls {
+            Some(path) => load_crls(path)?,
+            None => Vec::new(),
+        };
+        Ok(Self::new(TrustMaterial::new(
+            &certificates,
+            &crls,
+            OffsetDateTime::now_utc(),
+        )?))
+    }
+
     fn load(anchors: &Path, crls: Option<&Path>) -> Result<TrustMaterial, MtlsError> {
         let anchors = load_certificates(anchors)?;
         let crls = match crls {

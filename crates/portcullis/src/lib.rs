@@ -29,3 +29,7 @@ pub use portcullis_tower as tower;
 /// axum extractors, guards and routers (feature `axum`).
 #[cfg(feature = "axum")]
 pub use portcullis_axum as axum;
+
+/// Client-certificate (mTLS) authentication (feature `mtls`).
+#[cfg(feature = "mtls")]
+pub use portcullis_mtls as mtls;
