@@ -222,3 +222,51 @@ async fn the_handler_sees_the_principal_and_crls_apply_without_a_restart() {
         .unwrap();
     assert!(get_whoami(addr, &root, clone_later()).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_picks_up_a_new_crl_file() {
+    let root = root();
+    let client = issue(
+        &root,
+        "watched",
+        9,
+        ExtendedKeyUsagePurpose::ClientAuth,
+        Vec::new(),
+    )
+    .0;
+    let dir = std::env::temp_dir().join(format!("portcullis-mtls-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = |label: &str, der: &[u8]| {
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
+        )
+    };
+    std::fs::write(dir.join("ca.pem"), pem("CERTIFICATE", &root.der)).unwrap();
+    std::fs::write(dir.join("crl.pem"), pem("X509 CRL", &crl(&root, &[]))).unwrap();
+    let store =
+        Arc::new(TrustStore::from_paths(&dir.join("ca.pem"), Some(&dir.join("crl.pem"))).unwrap());
+    let authenticator = MtlsAuthenticator::new(Arc::clone(&store), MtlsPolicy::default());
+    let chain = portcullis_core::PeerCertificates::new(vec![client]);
+    assert!(authenticator.verify(&chain).is_ok());
+    let watcher = portcullis_mtls::server::watch(
+        Arc::clone(&store),
+        dir.join("ca.pem"),
+        Some(dir.join("crl.pem")),
+        std::time::Duration::from_millis(20),
+    );
+    // Make sure the modification time changes even on coarse file systems.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::write(dir.join("crl.pem"), pem("X509 CRL", &crl(&root, &[9]))).unwrap();
+    let mut revoked = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if authenticator.verify(&chain) == Err(portcullis_mtls::MtlsError::Revoked) {
+            revoked = true;
+            break;
+        }
+    }
+    watcher.abort();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(revoked, "the new CRL was not picked up");
+}

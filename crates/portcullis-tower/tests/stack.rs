@@ -134,6 +134,118 @@ fn last_event(sink: &MemorySink) -> AuditEvent {
     sink.events().last().cloned().unwrap()
 }
 
+/// A root CA and one client certificate for `svc-mtls` (clientAuth), with rcgen.
+fn client_certificate() -> (
+    portcullis_mtls::MtlsAuthenticator,
+    portcullis_core::PeerCertificates,
+) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(DnType::CommonName, "Stack Test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    ca.not_before = now - time::Duration::days(1);
+    ca.not_after = now + time::Duration::days(10);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_der = ca.self_signed(&ca_key).unwrap().der().clone();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "svc-mtls");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    leaf.not_before = now - time::Duration::days(1);
+    leaf.not_after = now + time::Duration::days(5);
+    let leaf_der = leaf
+        .signed_by(
+            &KeyPair::generate().unwrap(),
+            &Issuer::from_params(&ca, &ca_key),
+        )
+        .unwrap()
+        .der()
+        .clone();
+    let material = portcullis_mtls::TrustMaterial::new(&[ca_der], &[], now).unwrap();
+    let policy = portcullis_mtls::MtlsPolicy {
+        roles: portcullis_mtls::RoleSource::Table(
+            [("svc-mtls".to_owned(), vec!["reader".to_owned()])].into(),
+        ),
+        ..portcullis_mtls::MtlsPolicy::default()
+    };
+    let authenticator = portcullis_mtls::MtlsAuthenticator::new(
+        Arc::new(portcullis_mtls::TrustStore::new(material)),
+        policy,
+    );
+    (
+        authenticator,
+        portcullis_core::PeerCertificates::new(vec![leaf_der]),
+    )
+}
+
+#[tokio::test]
+async fn jwt_api_key_and_mtls_on_one_route() {
+    let (mtls, chain) = client_certificate();
+    let memory = Arc::new(MemorySink::new());
+    let s = stack_with(vec![Arc::new(mtls)], memory.clone(), memory);
+    let request = |extra: Option<(&str, String)>| {
+        let mut request = Request::get("/collections/docs");
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        // What the TLS acceptor (`portcullis_mtls::server::serve`) does for each request.
+        request.extensions_mut().insert(chain.clone());
+        request
+    };
+    let body = |response: http::Response<Body>| async move {
+        (
+            response.status(),
+            String::from_utf8(
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_bytes()
+                    .to_vec(),
+            )
+            .unwrap(),
+        )
+    };
+    // The certificate alone.
+    let response = s.router.clone().oneshot(request(None)).await.unwrap();
+    assert_eq!(
+        body(response).await,
+        (StatusCode::OK, "svc-mtls:mTLS".to_owned())
+    );
+    // Certificate and API key: the chain's order (JWT, API key, mTLS) makes the key win.
+    let response = s
+        .router
+        .clone()
+        .oneshot(request(Some(("x-api-key", s.reader_key.clone()))))
+        .await
+        .unwrap();
+    assert_eq!(
+        body(response).await,
+        (StatusCode::OK, "svc-reader:APIKey".to_owned())
+    );
+    let token = s
+        .issuer
+        .issue(&TokenRequest::access("alice").roles(["reader"]))
+        .unwrap();
+    let response = s
+        .router
+        .clone()
+        .oneshot(request(Some(bearer(token.token.expose()))))
+        .await
+        .unwrap();
+    assert_eq!(
+        body(response).await,
+        (StatusCode::OK, "alice:JWT".to_owned())
+    );
+}
+
 #[tokio::test]
 async fn jwt_and_api_key_on_one_route_give_the_same_principal_type() {
     let s = stack();
