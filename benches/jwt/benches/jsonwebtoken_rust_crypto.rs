@@ -6,34 +6,13 @@
 #[allow(dead_code, reason = "the module is shared with the other JWT benches")]
 mod common;
 
-use std::hint::black_box;
-
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn decode(c: &mut Criterion) {
     jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
         .install_default()
         .expect("first provider installed in this process");
-    let fixtures = common::fixtures();
-    let mut group = c.benchmark_group("jwt_verify");
-    for f in &fixtures {
-        let validation = common::jsonwebtoken_validation(f.alg);
-        let decoded =
-            jsonwebtoken::decode::<common::Claims>(&f.token, &f.decoding_key, &validation)
-                .expect("jsonwebtoken accepts the token");
-        assert_eq!(decoded.claims.roles.len(), 3);
-        group.bench_function(format!("jsonwebtoken_rust_crypto/{}", f.name), |b| {
-            b.iter(|| {
-                jsonwebtoken::decode::<common::Claims>(
-                    black_box(&f.token),
-                    &f.decoding_key,
-                    &validation,
-                )
-                .is_ok()
-            });
-        });
-    }
-    group.finish();
+    common::bench_jsonwebtoken(c, "rust_crypto");
 }
 
 criterion_group!(benches, decode);

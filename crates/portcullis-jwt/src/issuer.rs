@@ -32,11 +32,7 @@ pub struct SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .field("key", &"[redacted]")
-            .finish()
+        crate::provider::debug_key(f, "SigningKey", self.kid.as_deref(), self.alg)
     }
 }
 

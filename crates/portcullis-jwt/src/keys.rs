@@ -48,11 +48,7 @@ pub struct VerificationKey {
 
 impl fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerificationKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .field("key", &"[redacted]")
-            .finish()
+        crate::provider::debug_key(f, "VerificationKey", self.kid.as_deref(), self.alg)
     }
 }
 

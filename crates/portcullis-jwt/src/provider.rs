@@ -142,12 +142,26 @@ pub(crate) struct RingVerifier {
     kind: VerifierKind,
 }
 
+/// `Debug` for key holders: the algorithm (and key id), never the key.
+pub(crate) fn debug_key(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    kid: Option<&str>,
+    algorithm: Algorithm,
+) -> fmt::Result {
+    let mut debug = f.debug_struct(name);
+    if let Some(kid) = kid {
+        debug.field("kid", &kid);
+    }
+    debug
+        .field("algorithm", &algorithm)
+        .field("key", &"[redacted]")
+        .finish()
+}
+
 impl fmt::Debug for RingVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RingVerifier")
-            .field("algorithm", &self.algorithm)
-            .field("key", &"[redacted]")
-            .finish()
+        debug_key(f, "RingVerifier", None, self.algorithm)
     }
 }
 
@@ -256,10 +270,7 @@ pub(crate) struct RingSigner {
 
 impl fmt::Debug for RingSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RingSigner")
-            .field("algorithm", &self.algorithm)
-            .field("key", &"[redacted]")
-            .finish()
+        debug_key(f, "RingSigner", None, self.algorithm)
     }
 }
 

@@ -186,19 +186,24 @@ impl MtlsAuthenticator {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
     ) -> Result<(), MtlsError> {
-        let count = 1 + intermediates.len();
         let bytes = end_entity.len() + intermediates.iter().map(|c| c.len()).sum::<usize>();
+        self.check_bounds(1 + intermediates.len(), bytes)?;
+        let now = self.clock.now();
+        self.verify_path(end_entity, intermediates, now)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
+            .map_err(|e| MtlsError::Malformed(format!("{e}")))?;
+        self.check_eku(&cert)
+    }
+
+    /// The chain bounds, checked before any parsing.
+    fn check_bounds(&self, count: usize, bytes: usize) -> Result<(), MtlsError> {
         if count > self.policy.max_chain_len {
             return Err(MtlsError::ChainBounds("too many certificates"));
         }
         if bytes > self.policy.max_chain_bytes {
             return Err(MtlsError::ChainBounds("chain too large"));
         }
-        let now = self.clock.now();
-        self.verify_path(end_entity, intermediates, now)?;
-        let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
-            .map_err(|e| MtlsError::Malformed(format!("{e}")))?;
-        self.check_eku(&cert)
+        Ok(())
     }
 
     fn verify_path(

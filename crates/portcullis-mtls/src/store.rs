@@ -47,15 +47,7 @@ impl TrustMaterial {
         if trusted.is_empty() {
             return Err(MtlsError::Store("no usable trust anchor".into()));
         }
-        let crls = crls
-            .iter()
-            .enumerate()
-            .map(|(index, der)| {
-                OwnedCertRevocationList::from_der(der)
-                    .map(CertRevocationList::from)
-                    .map_err(|e| MtlsError::Store(format!("CRL {index}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let crls = parse_crls(crls)?;
         Ok(Self {
             anchors: trusted,
             crls,
@@ -80,6 +72,20 @@ impl TrustMaterial {
     pub fn skipped(&self) -> &[String] {
         &self.skipped
     }
+}
+
+/// Parses DER CRLs (numbered in errors).
+fn parse_crls(
+    crls: &[CertificateRevocationListDer<'_>],
+) -> Result<Vec<CertRevocationList<'static>>, MtlsError> {
+    crls.iter()
+        .enumerate()
+        .map(|(index, der)| {
+            OwnedCertRevocationList::from_der(der)
+                .map(CertRevocationList::from)
+                .map_err(|e| MtlsError::Store(format!("CRL {index}: {e}")))
+        })
+        .collect()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, MtlsError> {
@@ -191,15 +197,7 @@ impl TrustStore {
     /// Replaces only the CRLs, keeping the anchors.
     pub fn set_crls(&self, crls: &[CertificateRevocationListDer<'_>]) -> Result<(), MtlsError> {
         let current = self.current.load_full();
-        let crls = crls
-            .iter()
-            .enumerate()
-            .map(|(index, der)| {
-                OwnedCertRevocationList::from_der(der)
-                    .map(CertRevocationList::from)
-                    .map_err(|e| MtlsError::Store(format!("CRL {index}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let crls = parse_crls(crls)?;
         self.current.store(Arc::new(TrustMaterial {
             anchors: current.anchors.clone(),
             crls,

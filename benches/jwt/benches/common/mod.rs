@@ -182,3 +182,27 @@ pub(crate) fn now_or_never<F: Future>(future: F) -> F::Output {
         Poll::Pending => unreachable!("static keys never wait"),
     }
 }
+
+/// `jsonwebtoken::decode` on every fixture with the process-wide provider installed by the
+/// caller (one bench binary per provider: jsonwebtoken allows one per process).
+pub(crate) fn bench_jsonwebtoken(c: &mut criterion::Criterion, provider: &str) {
+    let fixtures = fixtures();
+    let mut group = c.benchmark_group("jwt_verify");
+    for f in &fixtures {
+        let validation = jsonwebtoken_validation(f.alg);
+        let decoded = jsonwebtoken::decode::<Claims>(&f.token, &f.decoding_key, &validation)
+            .expect("jsonwebtoken accepts the token");
+        assert_eq!(decoded.claims.roles.len(), 3);
+        group.bench_function(format!("jsonwebtoken_{provider}/{}", f.name), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Claims>(
+                    std::hint::black_box(&f.token),
+                    &f.decoding_key,
+                    &validation,
+                )
+                .is_ok()
+            });
+        });
+    }
+    group.finish();
+}
