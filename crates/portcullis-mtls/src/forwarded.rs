@@ -187,3 +187,147 @@ fn split_unquoted(value: &str, separator: char) -> Vec<&str> {
     parts.push(&value[start..]);
     parts
 }
+
+#[cfg(feature = "server")]
+pub use layer::{ForwardedCertLayer, ForwardedCertService};
+
+#[cfg(feature = "server")]
+mod layer {
+    use std::future::Future;
+    use std::net::{IpAddr, SocketAddr};
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use http::{Extensions, Request};
+    use portcullis_core::{
+        AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, PeerCertificates, SystemClock,
+    };
+    use tower_service::Service;
+
+    use super::{Forwarded, ForwardedCertificates};
+
+    type PeerAddr = fn(&Extensions) -> Option<IpAddr>;
+
+    fn socket_addr(extensions: &Extensions) -> Option<IpAddr> {
+        extensions.get::<SocketAddr>().map(SocketAddr::ip)
+    }
+
+    /// A tower layer that turns a trusted proxy's forwarded certificate into the request's
+    /// [`PeerCertificates`] (a certificate from a direct TLS connection wins), strips the
+    /// header before the service sees it, and records a `security_violation` audit event
+    /// when the header comes from anyone else. Put it before the `AuthLayer`.
+    #[derive(Clone)]
+    pub struct ForwardedCertLayer {
+        config: Arc<ForwardedCertificates>,
+        sink: Option<Arc<dyn AuditSink>>,
+        peer: PeerAddr,
+        clock: Arc<dyn Clock>,
+    }
+
+    impl std::fmt::Debug for ForwardedCertLayer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("ForwardedCertLayer")
+                .field("config", &self.config)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl ForwardedCertLayer {
+        /// Reads forwarded certificates per `config`; violations go to `sink` when given.
+        #[must_use]
+        pub fn new(config: ForwardedCertificates, sink: Option<Arc<dyn AuditSink>>) -> Self {
+            Self {
+                config: Arc::new(config),
+                sink,
+                peer: socket_addr,
+                clock: Arc::new(SystemClock),
+            }
+        }
+
+        /// How to find the peer address (default: a `SocketAddr` in the extensions; axum users
+        /// pass `portcullis_axum::connect_info_peer`).
+        #[must_use]
+        pub fn peer_addr(mut self, peer: PeerAddr) -> Self {
+            self.peer = peer;
+            self
+        }
+    }
+
+    impl<S> tower_layer::Layer<S> for ForwardedCertLayer {
+        type Service = ForwardedCertService<S>;
+
+        fn layer(&self, inner: S) -> Self::Service {
+            ForwardedCertService {
+                inner,
+                layer: self.clone(),
+            }
+        }
+    }
+
+    /// The service made by [`ForwardedCertLayer`].
+    #[derive(Clone, Debug)]
+    pub struct ForwardedCertService<S> {
+        inner: S,
+        layer: ForwardedCertLayer,
+    }
+
+    type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+    impl<S, B> Service<Request<B>> for ForwardedCertService<S>
+    where
+        S: Service<Request<B>> + Clone + Send + 'static,
+        S::Future: Send,
+        B: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, mut request: Request<B>) -> Self::Future {
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            let layer = self.layer.clone();
+            let peer = (layer.peer)(request.extensions());
+            let outcome = layer.config.extract(request.headers(), peer);
+            request.headers_mut().remove(layer.config.header());
+            let violation = match outcome {
+                Ok(Forwarded::Certificates(chain)) => {
+                    if request.extensions().get::<PeerCertificates>().is_none() {
+                        request.extensions_mut().insert(chain);
+                    }
+                    None
+                }
+                Ok(Forwarded::Absent) => None,
+                Ok(Forwarded::Untrusted) => {
+                    Some("forwarded client certificate from an untrusted address".to_owned())
+                }
+                Err(error) => Some(format!("unusable forwarded client certificate: {error}")),
+            };
+            let method = request.method().as_str().to_owned();
+            let path = request.uri().path().to_owned();
+            Box::pin(async move {
+                if let (Some(reason), Some(sink)) = (violation, &layer.sink) {
+                    let mut event = AuditEvent::new(
+                        AuditEventType::SecurityViolation,
+                        AuditResult::Failure,
+                        layer.clock.now(),
+                    )
+                    .with_reason(reason)
+                    .with_http(method, path, None);
+                    if let Some(ip) = peer {
+                        event = event.with_source_ip(ip);
+                    }
+                    // A violation that cannot be recorded does not change the request's fate:
+                    // the header is already gone.
+                    let _ = sink.record(event).await;
+                }
+                inner.call(request).await
+            })
+        }
+    }
+}

@@ -270,3 +270,96 @@ async fn the_watcher_picks_up_a_new_crl_file() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(revoked, "the new CRL was not picked up");
 }
+
+#[derive(Debug, Default)]
+struct Collect(std::sync::Mutex<Vec<portcullis_core::AuditEvent>>);
+
+#[async_trait::async_trait]
+impl portcullis_core::AuditSink for Collect {
+    async fn record(
+        &self,
+        event: portcullis_core::AuditEvent,
+    ) -> Result<(), portcullis_core::AuditError> {
+        self.0.lock().unwrap().push(event);
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), portcullis_core::AuditError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_forwarded_certificate_counts_only_from_a_trusted_proxy() {
+    use tower::ServiceExt as _;
+    let root = root();
+    let client = issue(
+        &root,
+        "behind-nginx",
+        5,
+        ExtendedKeyUsagePurpose::ClientAuth,
+        Vec::new(),
+    )
+    .0;
+    let material = TrustMaterial::new(std::slice::from_ref(&root.der), &[], now()).unwrap();
+    let authenticator =
+        MtlsAuthenticator::new(Arc::new(TrustStore::new(material)), MtlsPolicy::default());
+    let sink = Arc::new(Collect::default());
+    let proxy: std::net::SocketAddr = "10.0.0.5:40000".parse().unwrap();
+    let nginx = portcullis_mtls::forwarded::ForwardedCertificates::nginx(
+        http::HeaderName::from_static("x-ssl-client-cert"),
+        vec![proxy.ip()],
+    );
+    let app = Router::new()
+        .route(
+            "/whoami",
+            get(|p: Principal| async move { p.id().to_owned() }),
+        )
+        .layer(AuthLayer::new(AuthenticatorChain::new(vec![Arc::new(
+            authenticator,
+        )])))
+        .layer(portcullis_mtls::forwarded::ForwardedCertLayer::new(
+            nginx,
+            Some(sink.clone()),
+        ));
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &client)
+    );
+    let escaped: String = pem
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let request = |from: std::net::SocketAddr| {
+        let mut request = http::Request::get("/whoami")
+            .header("x-ssl-client-cert", escaped.as_str())
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request.extensions_mut().insert(from);
+        request
+    };
+    let response = app.clone().oneshot(request(proxy)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "behind-nginx"
+    );
+    assert!(sink.0.lock().unwrap().is_empty());
+    // The same header from a client that is not the proxy: ignored and recorded.
+    let stranger: std::net::SocketAddr = "203.0.113.9:5555".parse().unwrap();
+    let response = app.clone().oneshot(request(stranger)).await.unwrap();
+    assert_eq!(response.status(), 401);
+    let events = sink.0.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].event_type,
+        portcullis_core::AuditEventType::SecurityViolation
+    );
+    assert_eq!(events[0].source_ip, Some(stranger.ip()));
+}
