@@ -694,12 +694,29 @@ fn is_tchar(b: u8) -> bool {
 
 /// RFC 7235 `token68` (the same grammar as RFC 6750 `b64token`):
 /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+/// RFC 6750 `b64token` characters (before the trailing `=`), as a lookup table: bearer
+/// tokens are long and every request checks one.
+const TOKEN68: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        #[expect(clippy::cast_possible_truncation, reason = "b < 256")]
+        let c = b as u8;
+        #[expect(clippy::indexing_slicing, reason = "b < 256 = table length")]
+        {
+            table[b] =
+                c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        }
+        b += 1;
+    }
+    table
+};
+
 fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    #[expect(clippy::indexing_slicing, reason = "a u8 index into a 256-entry table")]
+    let allowed = |b: u8| TOKEN68[usize::from(b)];
+    !body.is_empty() && body.bytes().all(allowed)
 }
 
 /// RFC 6265 `cookie-octet`.
