@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::claims::{ClaimMapping, Validation};
 use crate::error::{ConfigError, JwtError};
 use crate::issuer::TokenIssuer;
-use crate::jose::{STACK_SEGMENT, decode_header, decode_small, parse_claims, split_compact};
+use crate::jose::{STACK_SEGMENT, decode_header_in, decode_small, parse_claims, split_compact};
 use crate::keys::{KeySet, VerificationKey};
 use crate::remote::RemoteJwks;
 use base64::Engine as _;
@@ -35,17 +35,29 @@ pub enum KeySource {
 }
 
 impl KeySource {
-    async fn resolve(
+    /// The key without waiting, or `None` when a remote key set must be fetched.
+    fn resolve_now(
         &self,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<Arc<VerificationKey>, JwtError> {
+    ) -> Option<Result<Arc<VerificationKey>, JwtError>> {
         match self {
-            Self::Static(set) => set.find(kid, alg).cloned(),
-            Self::Remote(remote) => remote.resolve(kid, alg).await,
-            Self::Issuer(issuer) => issuer.verification_keys().find(kid, alg).cloned(),
+            Self::Static(set) => Some(set.find(kid, alg).cloned()),
+            Self::Remote(remote) => remote.resolve_cached(kid, alg),
+            Self::Issuer(issuer) => Some(issuer.verification_keys().find(kid, alg).cloned()),
         }
     }
+}
+
+/// Where a synchronous verification got to.
+enum Step {
+    Done(Principal),
+    /// The issuer's remote key set must be asked for this key first.
+    NeedKey {
+        remote: RemoteJwks,
+        kid: Option<String>,
+        alg: Algorithm,
+    },
 }
 
 impl From<KeySet> for KeySource {
@@ -366,23 +378,73 @@ impl JwtAuthenticator {
     }
 
     /// Verifies a compact token and returns the principal.
+    ///
+    /// Everything but fetching a remote key set is synchronous; with static keys or a fresh
+    /// cached JWKS nothing waits.
     pub async fn verify(&self, token: &str) -> Result<Principal, JwtError> {
+        match self.verify_now(token, None)? {
+            Step::Done(principal) => Ok(principal),
+            Step::NeedKey { remote, kid, alg } => {
+                let key = remote.resolve(kid.as_deref(), alg).await?;
+                match self.verify_now(token, Some(&key))? {
+                    Step::Done(principal) => Ok(principal),
+                    Step::NeedKey { .. } => Err(JwtError::UnknownKey),
+                }
+            }
+        }
+    }
+
+    /// Parses, checks and verifies `token`, with `key` when the caller fetched it.
+    fn verify_now(
+        &self,
+        token: &str,
+        key: Option<&Arc<VerificationKey>>,
+    ) -> Result<Step, JwtError> {
+        /// Payloads up to this size are decoded on the stack.
+        const STACK_PAYLOAD: usize = 4096;
         let inner = &*self.inner;
         let segments = split_compact(token, inner.max_token_bytes)?;
-        let header = decode_header(segments.header)?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(segments.payload)
-            .map_err(|_| JwtError::Malformed("payload is not base64url"))?;
-        let claims = parse_claims(&payload)?;
+        let mut header_buffer = [0u8; STACK_SEGMENT];
+        let header = decode_header_in(segments.header, &mut header_buffer)?;
+        let mut payload_buffer = [0u8; STACK_PAYLOAD];
+        let heap_payload;
+        let payload: &[u8] =
+            match URL_SAFE_NO_PAD.decode_slice(segments.payload, &mut payload_buffer) {
+                Ok(length) => payload_buffer
+                    .get(..length)
+                    .ok_or(JwtError::Malformed("payload"))?,
+                Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+                    heap_payload = URL_SAFE_NO_PAD
+                        .decode(segments.payload)
+                        .map_err(|_| JwtError::Malformed("payload is not base64url"))?;
+                    &heap_payload
+                }
+                Err(base64::DecodeSliceError::DecodeError(_)) => {
+                    return Err(JwtError::Malformed("payload is not base64url"));
+                }
+            };
+        let claims = parse_claims(payload)?;
         let issuer = self.select_issuer(&claims)?;
         if header.carries_key_reference && issuer.key_references == KeyReferencePolicy::Reject {
             return Err(JwtError::KeyReferenceInHeader);
         }
         issuer.validation.typ.check(header.typ.as_deref())?;
-        let key = issuer
-            .keys
-            .resolve(header.kid.as_deref(), header.alg)
-            .await?;
+        let key = match key {
+            Some(key) => Arc::clone(key),
+            None => match issuer.keys.resolve_now(header.kid.as_deref(), header.alg) {
+                Some(key) => key?,
+                None => {
+                    let KeySource::Remote(remote) = &issuer.keys else {
+                        return Err(JwtError::UnknownKey);
+                    };
+                    return Ok(Step::NeedKey {
+                        remote: remote.clone(),
+                        kid: header.kid.map(std::borrow::Cow::into_owned),
+                        alg: header.alg,
+                    });
+                }
+            },
+        };
         let mut signature = [0u8; STACK_SEGMENT];
         let length = decode_small(
             segments.signature,
@@ -395,7 +457,7 @@ impl JwtAuthenticator {
         key.verify(header.alg, segments.signing_input, signature)?;
         let now = inner.clock.now();
         let exp = issuer.validation.check(&claims, now.unix_timestamp())?;
-        issuer.mapping.principal(claims, exp, now)
+        issuer.mapping.principal(claims, exp, now).map(Step::Done)
     }
 
     fn select_issuer(

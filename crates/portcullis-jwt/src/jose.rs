@@ -147,18 +147,42 @@ pub(crate) fn decode_small(
         .map_err(|_| JwtError::Malformed(what))
 }
 
-/// Decodes and checks the protected header.
-pub(crate) fn decode_header(segment: &str) -> Result<JoseHeader, JwtError> {
-    let mut buffer = [0u8; STACK_SEGMENT];
-    let length = decode_small(
-        segment,
-        &mut buffer,
-        "header is not base64url (or too large)",
-    )?;
+/// The checked header, borrowing from the decoded header bytes.
+#[derive(Debug)]
+pub(crate) struct HeaderRef<'a> {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<Cow<'a, str>>,
+    pub(crate) typ: Option<Cow<'a, str>>,
+    pub(crate) carries_key_reference: bool,
+}
+
+impl HeaderRef<'_> {
+    pub(crate) fn into_owned(self) -> JoseHeader {
+        JoseHeader {
+            alg: self.alg,
+            kid: self.kid.map(Cow::into_owned),
+            typ: self.typ.map(Cow::into_owned),
+            carries_key_reference: self.carries_key_reference,
+        }
+    }
+}
+
+/// Decodes the protected header into `buffer` and checks it.
+pub(crate) fn decode_header_in<'b>(
+    segment: &str,
+    buffer: &'b mut [u8; STACK_SEGMENT],
+) -> Result<HeaderRef<'b>, JwtError> {
+    let length = decode_small(segment, buffer, "header is not base64url (or too large)")?;
     let bytes = buffer.get(..length).ok_or(JwtError::Malformed("header"))?;
     let header = RawHeader::parse(bytes)
         .map_err(|_| JwtError::Malformed("header is not one JSON object with unique members"))?;
     check_header(header)
+}
+
+/// Decodes and checks the protected header.
+pub(crate) fn decode_header(segment: &str) -> Result<JoseHeader, JwtError> {
+    let mut buffer = [0u8; STACK_SEGMENT];
+    decode_header_in(segment, &mut buffer).map(HeaderRef::into_owned)
 }
 
 /// Splits a compact JWS and checks its header; the payload is returned as bytes.
@@ -179,7 +203,7 @@ pub(crate) fn parse_compact_raw(token: &str, max_len: usize) -> Result<RawToken<
 }
 
 /// The header rules, in a fixed order.
-fn check_header(header: RawHeader<'_>) -> Result<JoseHeader, JwtError> {
+fn check_header(header: RawHeader<'_>) -> Result<HeaderRef<'_>, JwtError> {
     // RFC 7515 §4.1.11: a recipient must reject `crit` naming anything it does not implement;
     // Portcullis implements no extension, and an empty or ill-typed `crit` is invalid in
     // itself.
@@ -209,10 +233,10 @@ fn check_header(header: RawHeader<'_>) -> Result<JoseHeader, JwtError> {
     {
         return Err(JwtError::Malformed("kid is too long"));
     }
-    Ok(JoseHeader {
+    Ok(HeaderRef {
         alg,
-        kid: header.kid.map(Cow::into_owned),
-        typ: header.typ.map(Cow::into_owned),
+        kid: header.kid,
+        typ: header.typ,
         carries_key_reference: header.key_reference,
     })
 }

@@ -385,7 +385,7 @@ impl Default for JwkPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     keys: Vec<Arc<VerificationKey>>,
-    by_kid: HashMap<String, usize>,
+    by_kid: HashMap<String, usize, foldhash::fast::RandomState>,
     skipped: Vec<String>,
 }
 
@@ -402,7 +402,8 @@ impl KeySet {
         if symmetric != 0 && symmetric != keys.len() {
             return Err(KeyError::MixedKeySet);
         }
-        let mut by_kid = HashMap::with_capacity(keys.len());
+        let mut by_kid =
+            HashMap::with_capacity_and_hasher(keys.len(), foldhash::fast::RandomState::default());
         let mut unnamed: Vec<Algorithm> = Vec::new();
         for (index, key) in keys.iter().enumerate() {
             match &key.kid {

@@ -267,6 +267,29 @@ impl RemoteJwks {
         Ok(loaded.keys.len())
     }
 
+    /// The key from the cached set when it is there and may be served (no waiting); `None`
+    /// when [`RemoteJwks::resolve`] must run (nothing cached, unknown `kid`, past the stale
+    /// bound).
+    pub fn resolve_cached(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Option<Result<Arc<VerificationKey>, JwtError>> {
+        let now = self.inner.clock.now();
+        let current = self.inner.current.load();
+        let current = current.as_ref().filter(|c| now < c.stale_until)?;
+        match current.keys.find(kid, alg) {
+            Ok(key) => {
+                if now >= current.fresh_until {
+                    self.spawn_background_refresh();
+                }
+                Some(Ok(Arc::clone(key)))
+            }
+            Err(JwtError::UnknownKey) => None,
+            Err(other) => Some(Err(other)),
+        }
+    }
+
     /// The key for a token's `kid` and `alg`, fetching when needed.
     pub async fn resolve(
         &self,
