@@ -14,11 +14,9 @@ use serde_json::Value;
 use crate::claims::{ClaimMapping, Validation};
 use crate::error::{ConfigError, JwtError};
 use crate::issuer::TokenIssuer;
-use crate::jose::{STACK_SEGMENT, decode_header_in, decode_small, parse_claims, split_compact};
+use crate::jose::{decode_header_in, decode_into, parse_claims, split_compact};
 use crate::keys::{KeySet, VerificationKey};
 use crate::remote::RemoteJwks;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Default largest token accepted, checked before any decoding (8 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -400,29 +398,18 @@ impl JwtAuthenticator {
         token: &str,
         key: Option<&Arc<VerificationKey>>,
     ) -> Result<Step, JwtError> {
-        /// Payloads up to this size are decoded on the stack.
-        const STACK_PAYLOAD: usize = 4096;
         let inner = &*self.inner;
         let segments = split_compact(token, inner.max_token_bytes)?;
-        let mut header_buffer = [0u8; STACK_SEGMENT];
-        let header = decode_header_in(segments.header, &mut header_buffer)?;
-        let mut payload_buffer = [0u8; STACK_PAYLOAD];
-        let heap_payload;
-        let payload: &[u8] =
-            match URL_SAFE_NO_PAD.decode_slice(segments.payload, &mut payload_buffer) {
-                Ok(length) => payload_buffer
-                    .get(..length)
-                    .ok_or(JwtError::Malformed("payload"))?,
-                Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
-                    heap_payload = URL_SAFE_NO_PAD
-                        .decode(segments.payload)
-                        .map_err(|_| JwtError::Malformed("payload is not base64url"))?;
-                    &heap_payload
-                }
-                Err(base64::DecodeSliceError::DecodeError(_)) => {
-                    return Err(JwtError::Malformed("payload is not base64url"));
-                }
-            };
+        // Small stack buffers (typical tokens fit; larger segments go to the heap).
+        let (mut header_stack, mut header_heap) = ([0u8; 512], Vec::new());
+        let header = decode_header_in(segments.header, &mut header_stack, &mut header_heap)?;
+        let (mut payload_stack, mut payload_heap) = ([0u8; 1024], Vec::new());
+        let payload = decode_into(
+            segments.payload,
+            &mut payload_stack,
+            &mut payload_heap,
+            "payload is not base64url",
+        )?;
         let claims = parse_claims(payload)?;
         let issuer = self.select_issuer(&claims)?;
         if header.carries_key_reference && issuer.key_references == KeyReferencePolicy::Reject {
@@ -445,15 +432,13 @@ impl JwtAuthenticator {
                 }
             },
         };
-        let mut signature = [0u8; STACK_SEGMENT];
-        let length = decode_small(
+        let (mut signature_stack, mut signature_heap) = ([0u8; 512], Vec::new());
+        let signature = decode_into(
             segments.signature,
-            &mut signature,
-            "signature is not base64url (or too large)",
+            &mut signature_stack,
+            &mut signature_heap,
+            "signature is not base64url",
         )?;
-        let signature = signature
-            .get(..length)
-            .ok_or(JwtError::Malformed("signature"))?;
         key.verify(header.alg, segments.signing_input, signature)?;
         let now = inner.clock.now();
         let exp = issuer.validation.check(&claims, now.unix_timestamp())?;

@@ -132,21 +132,6 @@ pub(crate) fn split_compact(token: &str, max_len: usize) -> Result<Segments<'_>,
     })
 }
 
-/// The largest decoded header or signature kept on the stack (an RSA-8192 signature is 1024
-/// bytes; headers are far smaller).
-pub(crate) const STACK_SEGMENT: usize = 1024;
-
-/// Decodes a segment into a stack buffer; returns the number of bytes.
-pub(crate) fn decode_small(
-    segment: &str,
-    buffer: &mut [u8; STACK_SEGMENT],
-    what: &'static str,
-) -> Result<usize, JwtError> {
-    URL_SAFE_NO_PAD
-        .decode_slice(segment, buffer)
-        .map_err(|_| JwtError::Malformed(what))
-}
-
 /// The checked header, borrowing from the decoded header bytes.
 #[derive(Debug)]
 pub(crate) struct HeaderRef<'a> {
@@ -167,13 +152,34 @@ impl HeaderRef<'_> {
     }
 }
 
-/// Decodes the protected header into `buffer` and checks it.
+/// Decodes a segment into `stack` when it fits (no allocation, and only a small buffer to
+/// initialise), else into `heap`.
+pub(crate) fn decode_into<'b>(
+    segment: &str,
+    stack: &'b mut [u8],
+    heap: &'b mut Vec<u8>,
+    what: &'static str,
+) -> Result<&'b [u8], JwtError> {
+    if segment.len() / 4 * 3 + 3 <= stack.len() {
+        let length = URL_SAFE_NO_PAD
+            .decode_slice(segment, &mut *stack)
+            .map_err(|_| JwtError::Malformed(what))?;
+        stack.get(..length).ok_or(JwtError::Malformed(what))
+    } else {
+        *heap = URL_SAFE_NO_PAD
+            .decode(segment)
+            .map_err(|_| JwtError::Malformed(what))?;
+        Ok(heap.as_slice())
+    }
+}
+
+/// Decodes the protected header (using `stack` or `heap`) and checks it.
 pub(crate) fn decode_header_in<'b>(
     segment: &str,
-    buffer: &'b mut [u8; STACK_SEGMENT],
+    stack: &'b mut [u8],
+    heap: &'b mut Vec<u8>,
 ) -> Result<HeaderRef<'b>, JwtError> {
-    let length = decode_small(segment, buffer, "header is not base64url (or too large)")?;
-    let bytes = buffer.get(..length).ok_or(JwtError::Malformed("header"))?;
+    let bytes = decode_into(segment, stack, heap, "header is not base64url")?;
     let header = RawHeader::parse(bytes)
         .map_err(|_| JwtError::Malformed("header is not one JSON object with unique members"))?;
     check_header(header)
@@ -181,8 +187,9 @@ pub(crate) fn decode_header_in<'b>(
 
 /// Decodes and checks the protected header.
 pub(crate) fn decode_header(segment: &str) -> Result<JoseHeader, JwtError> {
-    let mut buffer = [0u8; STACK_SEGMENT];
-    decode_header_in(segment, &mut buffer).map(HeaderRef::into_owned)
+    let mut stack = [0u8; 512];
+    let mut heap = Vec::new();
+    decode_header_in(segment, &mut stack, &mut heap).map(HeaderRef::into_owned)
 }
 
 /// Splits a compact JWS and checks its header; the payload is returned as bytes.
