@@ -36,3 +36,6 @@ pub use config::{AmatersMtlsConfig, AmatersNetworkConfig};
 pub use error::MtlsError;
 pub use identity::{IdentitySource, SpiffeId};
 pub use store::{TrustMaterial, TrustStore};
+
+/// The certificate and key types of the public API (and their PEM parsing).
+pub use rustls_pki_types;

@@ -24,6 +24,9 @@ use tower_service::Service;
 use crate::authenticator::MtlsAuthenticator;
 use crate::error::MtlsError;
 
+/// The TLS server configuration type [`server_config`] returns (rustls's).
+pub type TlsServerConfig = rustls::ServerConfig;
+
 /// Whether the handshake demands a client certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {

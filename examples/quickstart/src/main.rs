@@ -35,6 +35,9 @@ use serde::Deserialize;
 struct Config {
     #[serde(default)]
     server: ServerConfig,
+    /// AmateRS `[network]`: TLS (off in the sample, so nothing has to be created first).
+    #[serde(default)]
+    network: Option<portcullis::mtls::AmatersNetworkConfig>,
     auth: AuthConfig,
     authz: AuthzConfig,
     audit_log_path: PathBuf,
@@ -72,6 +75,8 @@ struct AuthConfig {
     jwt: Option<AmatersJwtConfig>,
     oidc: Option<OidcConfig>,
     api_key: Option<ApiKeyConfig>,
+    /// AmateRS `[auth.mtls]`: client certificates (needs `[network]` TLS).
+    mtls: Option<portcullis::mtls::AmatersMtlsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,6 +254,7 @@ async fn run(options: Options) -> Result<(), String> {
     if options.token.is_some() {
         return Err("token needs [auth.jwt] with a secret or private key".into());
     }
+    let tls = tls_config(&config, &base, &mut authenticators)?;
     if authenticators.is_empty() {
         return Err("no authenticator is enabled in [auth]".into());
     }
@@ -328,6 +334,19 @@ async fn run(options: Options) -> Result<(), String> {
         .await
         .map_err(|e| format!("bind {address}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(tls) = tls {
+        println!("quickstart listening on https://{local} (TLS, client certificates accepted)");
+        println!(
+            "  curl --cacert ca.crt --cert client.crt --key client.key https://localhost:{}/collections/datasets",
+            local.port()
+        );
+        tokio::select! {
+            served = portcullis::mtls::server::serve(listener, Arc::new(tls), app) => served.map_err(|e| e.to_string())?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), sink.shutdown()).await;
+        return Ok(());
+    }
     println!("quickstart listening on http://{local}");
     println!("  curl -H 'X-API-Key: demo-reader-key' http://{local}/collections/datasets");
     println!(
@@ -351,6 +370,48 @@ async fn run(options: Options) -> Result<(), String> {
     .await;
     let _ = tokio::time::timeout(Duration::from_secs(5), sink.shutdown()).await;
     served.map_err(|e| e.to_string())
+}
+
+/// With `[network] tls_enabled`: the TLS configuration, and (with `[auth.mtls]`) the
+/// client-certificate authenticator added to the chain, after JWT and API keys.
+fn tls_config(
+    config: &Config,
+    base: &Path,
+    authenticators: &mut Vec<Arc<dyn Authenticator>>,
+) -> Result<Option<portcullis::mtls::server::TlsServerConfig>, String> {
+    let Some(network) = config.network.as_ref().filter(|n| n.tls_enabled) else {
+        if config.auth.mtls.as_ref().is_some_and(|m| m.enabled) {
+            return Err("[auth.mtls] needs [network] tls_enabled = true".into());
+        }
+        return Ok(None);
+    };
+    let Some(mtls) = config.auth.mtls.as_ref().filter(|m| m.enabled) else {
+        return Err(
+            "this example serves TLS for client certificates: enable [auth.mtls] too".into(),
+        );
+    };
+    let authenticator = mtls
+        .authenticator(base)
+        .map_err(|e| format!("[auth.mtls]: {e}"))?;
+    let read = |path: &Path| {
+        std::fs::read(base.join(path)).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    use portcullis::mtls::rustls_pki_types::pem::PemObject as _;
+    let chain = portcullis::CertificateDer::pem_slice_iter(&read(&network.tls_cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls_cert: {e:?}"))?;
+    let key =
+        portcullis::mtls::rustls_pki_types::PrivateKeyDer::from_pem_slice(&read(&network.tls_key)?)
+            .map_err(|e| format!("tls_key: {e:?}"))?;
+    let client_auth = if network.require_client_cert {
+        portcullis::mtls::server::ClientAuth::Required
+    } else {
+        portcullis::mtls::server::ClientAuth::Optional
+    };
+    let tls = portcullis::mtls::server::server_config(chain, key, &authenticator, client_auth)
+        .map_err(|e| e.to_string())?;
+    authenticators.push(Arc::new(authenticator));
+    Ok(Some(tls))
 }
 
 #[tokio::main]
