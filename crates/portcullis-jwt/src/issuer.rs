@@ -70,8 +70,7 @@ impl SigningKey {
             | Algorithm::PS256
             | Algorithm::PS384
             | Algorithm::PS512 => {
-                let pair = sig::RsaKeyPair::from_pkcs8(der)
-                    .or_else(|_| sig::RsaKeyPair::from_der(der))
+                let pair = crate::provider::rsa_key_pair(der)
                     .map_err(|e| KeyError::Malformed(e.to_string()))?;
                 let (n, e) = crate::der::rsa_public_key(pair.public_key().as_ref())
                     .map_err(|_| KeyError::Malformed("RSA public key".into()))?;

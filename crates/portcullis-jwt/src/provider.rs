@@ -89,8 +89,7 @@ impl RingSigner {
             | Algorithm::PS256
             | Algorithm::PS384
             | Algorithm::PS512 => {
-                let pair = sig::RsaKeyPair::from_pkcs8(bytes)
-                    .or_else(|_| sig::RsaKeyPair::from_der(bytes))
+                let pair = rsa_key_pair(bytes)
                     .map_err(|e| lib_error(JwtLibErrorKind::InvalidRsaKey(e.to_string())))?;
                 SignerKind::Rsa(pair)
             }
@@ -117,6 +116,11 @@ impl RingSigner {
             rng: SystemRandom::new(),
         })
     }
+}
+
+/// An RSA private key in PKCS#8 or PKCS#1 DER.
+pub(crate) fn rsa_key_pair(der: &[u8]) -> Result<sig::RsaKeyPair, ring::error::KeyRejected> {
+    sig::RsaKeyPair::from_pkcs8(der).or_else(|_| sig::RsaKeyPair::from_der(der))
 }
 
 pub(crate) fn hmac_algorithm(algorithm: Algorithm) -> hmac::Algorithm {
@@ -309,9 +313,8 @@ impl JwtSigner for RingSigner {
 }
 
 fn rsa_components_from_private_key(key: &[u8]) -> jsonwebtoken::errors::Result<(Vec<u8>, Vec<u8>)> {
-    let pair = sig::RsaKeyPair::from_pkcs8(key)
-        .or_else(|_| sig::RsaKeyPair::from_der(key))
-        .map_err(|e| lib_error(JwtLibErrorKind::InvalidRsaKey(e.to_string())))?;
+    let pair =
+        rsa_key_pair(key).map_err(|e| lib_error(JwtLibErrorKind::InvalidRsaKey(e.to_string())))?;
     der::rsa_public_key(pair.public_key().as_ref())
         .map_err(|_| lib_error(JwtLibErrorKind::InvalidRsaKey("bad RSA key".into())))
 }

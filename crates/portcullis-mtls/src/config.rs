@@ -46,9 +46,43 @@ impl AmatersMtlsConfig {
         if !self.enabled {
             return Err(MtlsError::Store("[auth.mtls] is not enabled".into()));
         }
-        let crl = self.crl_path.as_ref().map(|p| base_dir.join(p));
-        let store = TrustStore::from_paths(&base_dir.join(&self.ca_certs_dir), crl.as_deref())?;
+        let store = self.trust_store(base_dir, None)?;
         Ok(MtlsAuthenticator::new(Arc::new(store), self.policy()))
+    }
+
+    /// The files the trust anchors come from: `ca_certs_dir`, and `[network] tls_ca` when
+    /// given (relative paths against `base_dir`).
+    #[must_use]
+    pub fn anchor_paths(
+        &self,
+        base_dir: &Path,
+        network: Option<&AmatersNetworkConfig>,
+    ) -> Vec<PathBuf> {
+        let mut paths = vec![base_dir.join(&self.ca_certs_dir)];
+        paths.extend(
+            network
+                .and_then(|n| n.tls_ca.as_ref())
+                .map(|ca| base_dir.join(ca)),
+        );
+        paths
+    }
+
+    /// The CRL file, if any.
+    #[must_use]
+    pub fn crl_file(&self, base_dir: &Path) -> Option<PathBuf> {
+        self.crl_path.as_ref().map(|p| base_dir.join(p))
+    }
+
+    /// One trust store for the TLS handshake and the authenticator, from
+    /// [`AmatersMtlsConfig::anchor_paths`] and the CRL file.
+    pub fn trust_store(
+        &self,
+        base_dir: &Path,
+        network: Option<&AmatersNetworkConfig>,
+    ) -> Result<TrustStore, MtlsError> {
+        let anchors = self.anchor_paths(base_dir, network);
+        let anchors: Vec<&Path> = anchors.iter().map(PathBuf::as_path).collect();
+        TrustStore::from_anchor_paths(&anchors, self.crl_file(base_dir).as_deref())
     }
 
     /// The policy this table describes (identity, organizations, roles).

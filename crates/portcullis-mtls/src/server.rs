@@ -198,12 +198,13 @@ where
     }
 }
 
-/// Re-reads anchors and CRLs when one of the files changes (polled every `interval`), so a
-/// new CRL published to `crl_path` takes effect on the next handshake. A file that fails
-/// to load leaves the material in force. Stops when the returned handle is aborted.
+/// Re-reads anchors (every file or directory of `anchors`, as the store was built) and CRLs
+/// when one of them changes (polled every `interval`), so a new CRL published to `crl_path`
+/// takes effect on the next handshake. A file that fails to load leaves the material in
+/// force. Stops when the returned handle is aborted.
 pub fn watch(
     store: Arc<crate::TrustStore>,
-    anchors: std::path::PathBuf,
+    anchors: Vec<std::path::PathBuf>,
     crls: Option<std::path::PathBuf>,
     interval: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
@@ -219,13 +220,21 @@ pub fn watch(
         }
     }
     tokio::spawn(async move {
-        let current =
-            |a: &std::path::Path, c: Option<&std::path::Path>| (stamp(a), c.and_then(stamp));
-        let mut seen = current(&anchors, crls.as_deref());
+        let paths: Vec<&std::path::Path> =
+            anchors.iter().map(std::path::PathBuf::as_path).collect();
+        let current = || -> Vec<Option<std::time::SystemTime>> {
+            paths
+                .iter()
+                .copied()
+                .chain(crls.as_deref())
+                .map(stamp)
+                .collect()
+        };
+        let mut seen = current();
         loop {
             tokio::time::sleep(interval).await;
-            let now = current(&anchors, crls.as_deref());
-            if now != seen && store.reload(&anchors, crls.as_deref()).is_ok() {
+            let now = current();
+            if now != seen && store.reload(&paths, crls.as_deref()).is_ok() {
                 seen = now;
             }
         }

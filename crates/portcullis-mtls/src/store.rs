@@ -150,11 +150,16 @@ impl TrustStore {
 
     /// Loads anchors from a PEM file or directory and CRLs from an optional PEM file.
     pub fn from_paths(anchors: &Path, crls: Option<&Path>) -> Result<Self, MtlsError> {
+        Self::from_anchor_paths(&[anchors], crls)
+    }
+
+    /// Loads anchors from several PEM files or directories (a certificate found twice is kept
+    /// once) and CRLs from an optional PEM file.
+    pub fn from_anchor_paths(anchors: &[&Path], crls: Option<&Path>) -> Result<Self, MtlsError> {
         Ok(Self::new(Self::load(anchors, crls)?))
     }
 
-    /// Loads anchors from several PEM files or directories (duplicates are kept once).
-    pub fn from_anchor_paths(anchors: &[&Path], crls: Option<&Path>) -> Result<Self, MtlsError> {
+    fn load(anchors: &[&Path], crls: Option<&Path>) -> Result<TrustMaterial, MtlsError> {
         let mut certificates: Vec<CertificateDer<'static>> = Vec::new();
         for path in anchors {
             for cert in load_certificates(path)? {
@@ -167,24 +172,11 @@ impl TrustStore {
             Some(path) => load_crls(path)?,
             None => Vec::new(),
         };
-        Ok(Self::new(TrustMaterial::new(
-            &certificates,
-            &crls,
-            OffsetDateTime::now_utc(),
-        )?))
-    }
-
-    fn load(anchors: &Path, crls: Option<&Path>) -> Result<TrustMaterial, MtlsError> {
-        let anchors = load_certificates(anchors)?;
-        let crls = match crls {
-            Some(path) => load_crls(path)?,
-            None => Vec::new(),
-        };
-        TrustMaterial::new(&anchors, &crls, OffsetDateTime::now_utc())
+        TrustMaterial::new(&certificates, &crls, OffsetDateTime::now_utc())
     }
 
     /// Re-reads the files and swaps them in. On error the material in force stays.
-    pub fn reload(&self, anchors: &Path, crls: Option<&Path>) -> Result<(), MtlsError> {
+    pub fn reload(&self, anchors: &[&Path], crls: Option<&Path>) -> Result<(), MtlsError> {
         self.current.store(Arc::new(Self::load(anchors, crls)?));
         Ok(())
     }

@@ -21,98 +21,15 @@ use portcullis_mtls::{
     RevocationDepth, RoleSource, TrustMaterial, TrustStore,
 };
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevokedCertParams, SanType, SerialNumber,
+    CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose, Issuer,
+    KeyIdMethod, KeyPair, RevokedCertParams, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    der: CertificateDer<'static>,
-    pem: String,
-}
+mod common;
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
-fn ca(name: &str, parent: Option<&Ca>) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = now() - Duration::days(10);
-    params.not_after = now() + Duration::days(365);
-    let key = KeyPair::generate().unwrap();
-    let cert = match parent {
-        None => params.self_signed(&key).unwrap(),
-        Some(parent) => params
-            .signed_by(&key, &Issuer::from_params(&parent.params, &parent.key))
-            .unwrap(),
-    };
-    Ca {
-        der: cert.der().clone(),
-        pem: cert.pem(),
-        params,
-        key,
-    }
-}
-
-fn leaf(
-    issuer: &Ca,
-    cn: &str,
-    serial: u64,
-    configure: impl FnOnce(&mut CertificateParams),
-) -> CertificateDer<'static> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.serial_number = Some(SerialNumber::from(serial));
-    params.not_before = now() - Duration::days(1);
-    params.not_after = now() + Duration::days(30);
-    configure(&mut params);
-    let key = KeyPair::generate().unwrap();
-    params
-        .signed_by(&key, &Issuer::from_params(&issuer.params, &issuer.key))
-        .unwrap()
-        .der()
-        .clone()
-}
-
-fn crl(
-    issuer: &Ca,
-    revoked: &[u64],
-    next_update: OffsetDateTime,
-) -> CertificateRevocationListDer<'static> {
-    let params = CertificateRevocationListParams {
-        this_update: next_update - Duration::days(7),
-        next_update,
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|serial| RevokedCertParams {
-                serial_number: SerialNumber::from(*serial),
-                revocation_time: now() - Duration::hours(1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    };
-    params
-        .signed_by(&Issuer::from_params(&issuer.params, &issuer.key))
-        .unwrap()
-        .der()
-        .clone()
-}
+use common::{Ca, ca, crl, leaf, now};
 
 struct Pki {
     root: Ca,
@@ -659,7 +576,11 @@ fn amaters_configuration_with_a_ca_directory_and_crl_file() {
         MtlsError::Revoked
     );
     // Reload with an untrusted directory fails and keeps the anchors in force.
-    assert!(auth.store().reload(&dir.join("missing"), None).is_err());
+    assert!(
+        auth.store()
+            .reload(&[dir.join("missing").as_path()], None)
+            .is_err()
+    );
     assert_eq!(auth.store().snapshot().anchor_count(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -21,87 +21,33 @@ use portcullis_core::{AuthenticatorChain, Principal};
 use portcullis_mtls::server::{ClientAuth, serve, server_config};
 use portcullis_mtls::{MtlsAuthenticator, MtlsPolicy, TrustMaterial, TrustStore};
 use portcullis_tower::AuthLayer;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevokedCertParams, SanType, SerialNumber,
-};
-use rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
-};
-use time::{Duration, OffsetDateTime};
+use rcgen::{ExtendedKeyUsagePurpose, SanType};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use time::Duration;
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    der: CertificateDer<'static>,
-}
+mod common;
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
+use common::{Ca, ca, leaf_with_key, now};
 
 fn root() -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "E2E Root");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = now() - Duration::days(1);
-    params.not_after = now() + Duration::days(30);
-    let key = KeyPair::generate().unwrap();
-    let der = params.self_signed(&key).unwrap().der().clone();
-    Ca { params, key, der }
+    ca("E2E Root", None)
 }
 
 fn issue(
-    ca: &Ca,
+    issuer: &Ca,
     cn: &str,
     serial: u64,
     eku: ExtendedKeyUsagePurpose,
     sans: Vec<SanType>,
 ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.extended_key_usages = vec![eku];
-    params.subject_alt_names = sans;
-    params.serial_number = Some(SerialNumber::from(serial));
-    params.not_before = now() - Duration::days(1);
-    params.not_after = now() + Duration::days(10);
-    let key = KeyPair::generate().unwrap();
-    let der = params
-        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
-        .unwrap()
-        .der()
-        .clone();
-    (
-        der,
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
+    leaf_with_key(issuer, cn, serial, |p| {
+        p.extended_key_usages = vec![eku];
+        p.subject_alt_names = sans;
+    })
 }
 
-fn crl(ca: &Ca, revoked: &[u64]) -> CertificateRevocationListDer<'static> {
-    CertificateRevocationListParams {
-        this_update: now() - Duration::hours(1),
-        next_update: now() + Duration::days(7),
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: now() - Duration::minutes(5),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(&Issuer::from_params(&ca.params, &ca.key))
-    .unwrap()
-    .der()
-    .clone()
+fn crl(issuer: &Ca, revoked: &[u64]) -> CertificateRevocationListDer<'static> {
+    common::crl(issuer, revoked, now() + Duration::days(7))
 }
 
 async fn get_whoami(
@@ -251,7 +197,7 @@ async fn the_watcher_picks_up_a_new_crl_file() {
     assert!(authenticator.verify(&chain).is_ok());
     let watcher = portcullis_mtls::server::watch(
         Arc::clone(&store),
-        dir.join("ca.pem"),
+        vec![dir.join("ca.pem")],
         Some(dir.join("crl.pem")),
         std::time::Duration::from_millis(20),
     );

@@ -18,7 +18,7 @@ use portcullis::rbac::RbacEngine;
 use portcullis::tower::{AuditLayer, AuthLayer, AuthzLayer, PublicPaths, RouteTable};
 use portcullis::{AuthenticatorChain, PolicyEngine, Principal};
 use portcullis_mtls::server::{ClientAuth, serve, server_config, watch};
-use portcullis_mtls::{AmatersMtlsConfig, AmatersNetworkConfig, MtlsAuthenticator, TrustStore};
+use portcullis_mtls::{AmatersMtlsConfig, AmatersNetworkConfig, MtlsAuthenticator};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
@@ -103,22 +103,16 @@ async fn run() -> Result<(), String> {
     }
 
     // One trust store for the handshake and the authenticator: a swap reaches both.
-    let ca_dir = base.join(&config.auth.mtls.ca_certs_dir);
-    let tls_ca = config.network.tls_ca.as_ref().map(|p| base.join(p));
-    let crl = config.auth.mtls.crl_path.as_ref().map(|p| base.join(p));
-    let mut anchor_paths: Vec<&Path> = vec![&ca_dir];
-    if let Some(ca) = &tls_ca {
-        anchor_paths.push(ca);
-    }
+    let mtls = &config.auth.mtls;
     let store = Arc::new(
-        TrustStore::from_anchor_paths(&anchor_paths, crl.as_deref()).map_err(|e| e.to_string())?,
+        mtls.trust_store(&base, Some(&config.network))
+            .map_err(|e| e.to_string())?,
     );
-    let policy = config.auth.mtls.policy();
-    let authenticator = MtlsAuthenticator::new(Arc::clone(&store), policy);
+    let authenticator = MtlsAuthenticator::new(Arc::clone(&store), mtls.policy());
     let _watcher = watch(
         Arc::clone(&store),
-        ca_dir.clone(),
-        crl.clone(),
+        mtls.anchor_paths(&base, Some(&config.network)),
+        mtls.crl_file(&base),
         Duration::from_secs(5),
     );
 
