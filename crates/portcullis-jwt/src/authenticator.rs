@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::claims::{ClaimMapping, Validation};
 use crate::error::{ConfigError, JwtError};
 use crate::issuer::TokenIssuer;
-use crate::jose::{decode_header_in, decode_into, parse_claims, split_compact};
+use crate::jose::{HeaderCache, decode_header_in, decode_into, parse_claims, split_compact};
 use crate::keys::{KeySet, VerificationKey};
 use crate::remote::RemoteJwks;
 
@@ -260,6 +260,7 @@ struct Inner {
     max_token_bytes: usize,
     clock: Arc<dyn Clock>,
     realm: String,
+    headers: HeaderCache,
 }
 
 impl fmt::Debug for JwtAuthenticator {
@@ -358,6 +359,7 @@ impl JwtAuthenticatorBuilder {
                 max_token_bytes: self.max_token_bytes,
                 clock: self.clock,
                 realm: self.realm,
+                headers: HeaderCache::default(),
             }),
         })
     }
@@ -400,9 +402,19 @@ impl JwtAuthenticator {
     ) -> Result<Step, JwtError> {
         let inner = &*self.inner;
         let segments = split_compact(token, inner.max_token_bytes)?;
-        // Small stack buffers (typical tokens fit; larger segments go to the heap).
-        let (mut header_stack, mut header_heap) = ([0u8; 512], Vec::new());
-        let header = decode_header_in(segments.header, &mut header_stack, &mut header_heap)?;
+        // The header of a token like one that verified before is already checked; otherwise
+        // decode it into a small stack buffer (larger headers go to the heap).
+        let slot = inner.headers.slot(segments.header);
+        let (mut header_stack, mut header_heap);
+        let (header, cached) = match slot.as_ref().and_then(|s| s.header(segments.header)) {
+            Some(header) => (header, true),
+            None => {
+                (header_stack, header_heap) = ([0u8; 512], Vec::new());
+                let header =
+                    decode_header_in(segments.header, &mut header_stack, &mut header_heap)?;
+                (header, false)
+            }
+        };
         let (mut payload_stack, mut payload_heap) = ([0u8; 1024], Vec::new());
         let payload = decode_into(
             segments.payload,
@@ -442,7 +454,11 @@ impl JwtAuthenticator {
         key.verify(header.alg, segments.signing_input, signature)?;
         let now = inner.clock.now();
         let exp = issuer.validation.check(&claims, now.unix_timestamp())?;
-        issuer.mapping.principal(claims, exp, now).map(Step::Done)
+        let principal = issuer.mapping.principal(claims, exp, now)?;
+        if !cached {
+            inner.headers.remember(segments.header, &header);
+        }
+        Ok(Step::Done(principal))
     }
 
     fn select_issuer(

@@ -9,8 +9,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 
-use crate::error::JwtError;
 use std::borrow::Cow;
+use std::fmt;
+use std::hash::BuildHasher as _;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::error::JwtError;
 
 use crate::json::{ClaimsSet, RawHeader};
 
@@ -329,4 +335,98 @@ pub fn verify_compact_jws(
         header: raw.header,
         payload: raw.payload,
     })
+}
+
+/// Slots of a [`HeaderCache`] (a power of two).
+const HEADER_CACHE_SLOTS: usize = 16;
+
+/// Longest encoded header a [`HeaderCache`] keeps.
+const MAX_CACHED_HEADER_LEN: usize = 512;
+
+/// A checked header, owned, with the exact segment it was decoded from.
+#[derive(Debug)]
+struct CachedHeader {
+    segment: Box<str>,
+    alg: Algorithm,
+    kid: Option<Box<str>>,
+    typ: Option<Box<str>>,
+    carries_key_reference: bool,
+}
+
+/// The checked headers of recently verified tokens, by their exact encoded segment.
+///
+/// The tokens of one issuer usually share a handful of headers (one per signing key), and
+/// decoding and checking a header is a pure function of its encoded bytes, so a verifier
+/// remembers the result instead of doing it again. Only headers of tokens that verified are
+/// stored (a forger cannot fill the cache), a slot is chosen by hashing the segment, and a
+/// lookup compares the whole segment byte for byte.
+pub(crate) struct HeaderCache {
+    slots: [ArcSwapOption<CachedHeader>; HEADER_CACHE_SLOTS],
+    hasher: foldhash::fast::RandomState,
+}
+
+impl fmt::Debug for HeaderCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let used = self.slots.iter().filter(|s| s.load().is_some()).count();
+        f.debug_struct("HeaderCache").field("used", &used).finish()
+    }
+}
+
+impl Default for HeaderCache {
+    fn default() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| ArcSwapOption::empty()),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+/// A cache slot as loaded: holds the entry alive while the header borrows from it.
+pub(crate) struct HeaderSlot(arc_swap::Guard<Option<Arc<CachedHeader>>>);
+
+impl HeaderSlot {
+    /// The header when the slot holds exactly `segment`.
+    pub(crate) fn header(&self, segment: &str) -> Option<HeaderRef<'_>> {
+        let cached = self.0.as_ref()?;
+        (*cached.segment == *segment).then(|| HeaderRef {
+            alg: cached.alg,
+            kid: cached.kid.as_deref().map(Cow::Borrowed),
+            typ: cached.typ.as_deref().map(Cow::Borrowed),
+            carries_key_reference: cached.carries_key_reference,
+        })
+    }
+}
+
+impl HeaderCache {
+    fn index(&self, segment: &str) -> usize {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "only the low bits pick a slot"
+        )]
+        let hash = self.hasher.hash_one(segment) as usize;
+        hash & (HEADER_CACHE_SLOTS - 1)
+    }
+
+    /// Loads the slot `segment` would be in.
+    pub(crate) fn slot(&self, segment: &str) -> Option<HeaderSlot> {
+        let slot = self.slots.get(self.index(segment))?;
+        Some(HeaderSlot(slot.load()))
+    }
+
+    /// Remembers the checked header of a token that verified.
+    pub(crate) fn remember(&self, segment: &str, header: &HeaderRef<'_>) {
+        if segment.len() > MAX_CACHED_HEADER_LEN {
+            return;
+        }
+        let Some(slot) = self.slots.get(self.index(segment)) else {
+            return;
+        };
+        slot.store(Some(Arc::new(CachedHeader {
+            segment: segment.into(),
+            alg: header.alg,
+            kid: header.kid.as_deref().map(Box::from),
+            typ: header.typ.as_deref().map(Box::from),
+            carries_key_reference: header.carries_key_reference,
+        })));
+    }
 }

@@ -215,13 +215,21 @@ pub(crate) struct ClaimsSet<'a> {
 
 impl<'a> ClaimsSet<'a> {
     /// Parses `bytes` as exactly one JSON object (no BOM, no trailing bytes).
-    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let claims = de.deserialize_map(ClaimsVisitor)?;
-        de.end()?;
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, ClaimsParseError> {
+        // One UTF-8 check of the whole payload, rather than one per string member.
+        let text = std::str::from_utf8(bytes).map_err(|_| ClaimsParseError)?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let claims = de
+            .deserialize_map(ClaimsVisitor)
+            .map_err(|_| ClaimsParseError)?;
+        de.end().map_err(|_| ClaimsParseError)?;
         Ok(claims)
     }
 }
+
+/// A claims set that is not one JSON object of unique members in UTF-8.
+#[derive(Debug)]
+pub(crate) struct ClaimsParseError;
 
 struct ClaimsVisitor;
 

@@ -1302,3 +1302,54 @@ async fn the_authenticator_speaks_the_core_protocol() {
             .starts_with("Bearer realm=")
     );
 }
+
+/// A verifier remembers the checked headers of tokens that verified; that must never let a
+/// token with a known header skip the signature, the claims or a header rule.
+#[tokio::test]
+async fn a_remembered_header_skips_no_check() {
+    let v = verifier();
+    let good = hs256(HEADER, &good_claims());
+    for _ in 0..3 {
+        assert!(v.verify(&good).await.is_ok());
+    }
+    // The same header with another payload and the old signature.
+    let (input, tag) = good.rsplit_once('.').unwrap();
+    let (header_segment, _) = input.split_once('.').unwrap();
+    let forged = format!(
+        "{header_segment}.{}.{tag}",
+        b64(claims_with(json!({"sub": "mallory"})))
+    );
+    assert!(matches!(
+        v.verify(&forged).await,
+        Err(JwtError::BadSignature)
+    ));
+    // The same header, correctly signed, with claims that must fail.
+    let expired = hs256(HEADER, &claims_with(json!({"exp": NOW - 1})));
+    assert!(v.verify(&expired).await.is_err());
+    let wrong_audience = hs256(HEADER, &claims_with(json!({"aud": "other"})));
+    assert!(v.verify(&wrong_audience).await.is_err());
+    // The same header with a signature by another key.
+    let other_key = hs(
+        HEADER,
+        &good_claims(),
+        b"another-secret-of-32-bytes-or-more!!",
+        hmac::HMAC_SHA256,
+    );
+    assert!(matches!(
+        v.verify(&other_key).await,
+        Err(JwtError::BadSignature)
+    ));
+    // Headers that fail a rule fail every time, however often they are sent.
+    for header in [
+        r#"{"alg":"HS256","typ":"JWT","crit":["exp"]}"#,
+        r#"{"alg":"HS256","typ":"JWT","b64":false}"#,
+        r#"{"alg":"HS256","typ":"JWT","typ":"JWT"}"#,
+        r#"{"alg":"none","typ":"JWT"}"#,
+    ] {
+        let token = hs256(header, &good_claims());
+        for _ in 0..3 {
+            assert!(v.verify(&token).await.is_err(), "{header}");
+        }
+    }
+    assert!(v.verify(&good).await.is_ok());
+}
