@@ -1,8 +1,8 @@
 //! [`BufferedSink`]: a bounded queue drained by a writer thread in batches, so a request never
 //! waits on the disk, with an explicit policy for a full queue.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +37,14 @@ pub struct BufferConfig {
     pub max_batch: usize,
     /// The overflow policy.
     pub overflow: Overflow,
+    /// How long the writer waits, once an event has arrived, for more to join its batch
+    /// (default 1 ms; zero writes each event as soon as it arrives).
+    ///
+    /// A writer that woke for every event would cost the requests one thread wake-up (a
+    /// system call) and one write each; lingering turns a busy stream into one write per
+    /// millisecond. `record` returns when the event is queued either way, and `flush` ends the
+    /// wait at once, so what is durable, and when, does not change.
+    pub linger: Duration,
 }
 
 impl Default for BufferConfig {
@@ -45,6 +53,7 @@ impl Default for BufferConfig {
             capacity: 65_536,
             max_batch: 4_096,
             overflow: Overflow::Block,
+            linger: Duration::from_millis(1),
         }
     }
 }
@@ -83,8 +92,47 @@ pub struct BufferedSink {
     sender: mpsc::Sender<Message>,
     overflow: Overflow,
     closed: AtomicBool,
+    /// Set by `flush` and `shutdown`: the writer stops lingering.
+    urgent: Arc<AtomicBool>,
+    /// Written events, handed back to be freed by the producers (see [`Spent`]).
+    spent: Arc<Spent>,
     pending_drops: Arc<AtomicU64>,
     stats: Arc<BufferStats>,
+}
+
+/// Events the writer has written, handed back so that the request threads that allocated
+/// them also free them.
+///
+/// An event owns a dozen small allocations. Freed on the writer thread, each would go back to
+/// the allocator arena of the thread that made it, under that arena's lock, while the request
+/// thread allocates from it for the next event: with glibc's allocator the two threads then
+/// wait on each other. Each `record` instead frees at most two written events itself, which
+/// keeps up with one new event per call; past [`Spent::MAX`] the writer frees them.
+#[derive(Debug, Default)]
+struct Spent(Mutex<Vec<AuditEvent>>);
+
+impl Spent {
+    /// Most written events kept for the producers.
+    const MAX: usize = 16_384;
+
+    /// Takes up to two written events, or none when the writer holds the lock.
+    fn take_some(&self) -> [Option<AuditEvent>; 2] {
+        match self.0.try_lock() {
+            Ok(mut events) => [events.pop(), events.pop()],
+            Err(_) => [None, None],
+        }
+    }
+
+    /// Hands written events back (or frees them here when enough are waiting).
+    fn give_back(&self, batch: &mut Vec<AuditEvent>) {
+        let mut events = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if events.len() < Self::MAX {
+            events.append(batch);
+        } else {
+            drop(events);
+            batch.clear();
+        }
+    }
 }
 
 impl BufferedSink {
@@ -95,11 +143,16 @@ impl BufferedSink {
     pub fn new<W: BatchWriter>(writer: W, config: BufferConfig) -> Result<Self, AuditError> {
         let (sender, receiver) = mpsc::channel(config.capacity.max(1));
         let pending_drops = Arc::new(AtomicU64::new(0));
+        let urgent = Arc::new(AtomicBool::new(false));
+        let spent = Arc::new(Spent::default());
         let stats = Arc::new(BufferStats::default());
         let worker = Worker {
             writer,
             receiver,
             max_batch: config.max_batch.max(1),
+            linger: config.linger,
+            urgent: urgent.clone(),
+            spent: spent.clone(),
             pending_drops: pending_drops.clone(),
             stats: stats.clone(),
         };
@@ -111,6 +164,8 @@ impl BufferedSink {
             sender,
             overflow: config.overflow,
             closed: AtomicBool::new(false),
+            urgent,
+            spent,
             pending_drops,
             stats,
         })
@@ -145,6 +200,7 @@ impl BufferedSink {
             .send(marker(tx))
             .await
             .map_err(|_| AuditError::Closed)?;
+        self.urgent.store(true, Ordering::Release);
         rx.await
             .map_err(|_| AuditError::Closed)?
             .map_err(|message| AuditError::Backend {
@@ -161,6 +217,8 @@ impl AuditSink for BufferedSink {
             return Err(AuditError::Closed);
         }
         let message = Message::Event(event);
+        // Freed here, after the event is queued (see `Spent`).
+        let _written = self.spent.take_some();
         match self.overflow {
             Overflow::Block => self
                 .sender
@@ -196,6 +254,9 @@ struct Worker<W> {
     writer: W,
     receiver: mpsc::Receiver<Message>,
     max_batch: usize,
+    linger: Duration,
+    urgent: Arc<AtomicBool>,
+    spent: Arc<Spent>,
     pending_drops: Arc<AtomicU64>,
     stats: Arc<BufferStats>,
 }
@@ -212,17 +273,27 @@ impl<W: BatchWriter> Worker<W> {
             };
             let mut waiting: Vec<(oneshot::Sender<Result<(), String>>, bool)> = Vec::new();
             let mut next = Some(first);
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Event(event) => batch.push(event),
-                    Message::Flush(reply) => waiting.push((reply, false)),
-                    Message::Shutdown(reply) => waiting.push((reply, true)),
+            let mut lingered = self.linger.is_zero();
+            loop {
+                while let Some(message) = next.take() {
+                    match message {
+                        Message::Event(event) => batch.push(event),
+                        Message::Flush(reply) => waiting.push((reply, false)),
+                        Message::Shutdown(reply) => waiting.push((reply, true)),
+                    }
+                    // A flush or shutdown marker ends the batch so that it covers exactly what
+                    // was queued before it.
+                    if !waiting.is_empty() || batch.len() >= self.max_batch {
+                        break;
+                    }
+                    next = self.receiver.try_recv().ok();
                 }
-                // A flush or shutdown marker ends the batch so that it covers exactly what was
-                // queued before it.
-                if !waiting.is_empty() || batch.len() >= self.max_batch {
+                if lingered || !waiting.is_empty() || batch.len() >= self.max_batch {
                     break;
                 }
+                // Let the batch fill for a moment (producers do not wake a sleeping writer).
+                lingered = true;
+                self.linger_for_more();
                 next = self.receiver.try_recv().ok();
             }
             self.write_until_done(&mut batch);
@@ -243,6 +314,19 @@ impl<W: BatchWriter> Worker<W> {
         }
     }
 
+    /// Sleeps for the linger time, in short steps; it ends early when a flush or shutdown is
+    /// waiting or the batch would be full.
+    fn linger_for_more(&self) {
+        let step = (self.linger / 4).max(Duration::from_micros(50));
+        let deadline = std::time::Instant::now() + self.linger;
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(step);
+            if self.receiver.len() >= self.max_batch || self.urgent.swap(false, Ordering::AcqRel) {
+                return;
+            }
+        }
+    }
+
     /// Writes the batch, retrying with back-off until it succeeds: nothing accepted is
     /// dropped. Meanwhile the queue fills and the overflow policy applies to producers.
     fn write_until_done(&mut self, batch: &mut Vec<AuditEvent>) {
@@ -255,7 +339,7 @@ impl<W: BatchWriter> Worker<W> {
             match self.writer.write_batch(batch) {
                 Ok(()) => {
                     self.stats.written.fetch_add(count, Ordering::Relaxed);
-                    batch.clear();
+                    self.spent.give_back(batch);
                     return;
                 }
                 Err(_) => {

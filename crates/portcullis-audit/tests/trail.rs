@@ -399,6 +399,7 @@ fn fail_closed_refuses_when_the_queue_is_full() {
         capacity: 8,
         max_batch: 1,
         overflow: Overflow::FailClosed,
+        ..BufferConfig::default()
     };
     let sink = BufferedSink::new(writer.clone(), config).unwrap();
     let rt = runtime();
@@ -431,6 +432,7 @@ fn drop_and_count_reports_a_security_violation() {
         capacity: 8,
         max_batch: 1,
         overflow: Overflow::DropAndCount,
+        ..BufferConfig::default()
     };
     let sink = BufferedSink::new(writer.clone(), config).unwrap();
     let rt = runtime();
@@ -462,6 +464,7 @@ fn block_waits_and_loses_nothing() {
         capacity: 4,
         max_batch: 2,
         overflow: Overflow::Block,
+        ..BufferConfig::default()
     };
     let sink = Arc::new(BufferedSink::new(writer.clone(), config).unwrap());
     let rt = runtime();
@@ -639,4 +642,56 @@ fn amaters_jq_queries_work_on_our_files() {
         _ => eprintln!("skipping: jq not available"),
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Counts the batches a writer is given.
+#[derive(Clone, Default)]
+struct BatchCounter {
+    batches: Arc<Mutex<Vec<usize>>>,
+}
+
+impl BatchWriter for BatchCounter {
+    fn write_batch(&mut self, events: &mut [AuditEvent]) -> Result<(), AuditError> {
+        self.batches.lock().unwrap().push(events.len());
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), AuditError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_writer_lingers_so_that_a_burst_is_one_batch() {
+    let writer = BatchCounter::default();
+    let config = BufferConfig {
+        linger: std::time::Duration::from_millis(500),
+        ..BufferConfig::default()
+    };
+    let sink = BufferedSink::new(writer.clone(), config).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        for i in 0..20 {
+            sink.record(event(i)).await.unwrap();
+        }
+        sink.flush().await.unwrap();
+    });
+    let batches = writer.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 20, "every event is written");
+    // The first event wakes the writer; the rest arrive while it waits (a flush ends the wait).
+    assert!(batches.len() <= 2, "{batches:?}");
+    // Without lingering, written events still come back to the producers and nothing is lost.
+    let writer = BatchCounter::default();
+    let config = BufferConfig {
+        linger: std::time::Duration::ZERO,
+        ..BufferConfig::default()
+    };
+    let sink = BufferedSink::new(writer.clone(), config).unwrap();
+    rt.block_on(async {
+        for i in 0..1_000 {
+            sink.record(event(i)).await.unwrap();
+        }
+        sink.shutdown().await.unwrap();
+    });
+    assert_eq!(writer.batches.lock().unwrap().iter().sum::<usize>(), 1_000);
 }
