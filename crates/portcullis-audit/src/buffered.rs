@@ -58,12 +58,9 @@ impl Default for BufferConfig {
     }
 }
 
-#[expect(
-    clippy::large_enum_variant,
-    reason = "events are nearly every message; boxing them would add an allocation per event"
-)]
 enum Message {
-    Event(AuditEvent),
+    /// Boxed, so that only a pointer crosses the queue; the box is reused (see [`Spent`]).
+    Event(Box<AuditEvent>),
     Flush(oneshot::Sender<Result<(), String>>),
     Shutdown(oneshot::Sender<Result<(), String>>),
 }
@@ -106,17 +103,22 @@ pub struct BufferedSink {
 /// An event owns a dozen small allocations. Freed on the writer thread, each would go back to
 /// the allocator arena of the thread that made it, under that arena's lock, while the request
 /// thread allocates from it for the next event: with glibc's allocator the two threads then
-/// wait on each other. Each `record` instead frees at most two written events itself, which
-/// keeps up with one new event per call; past [`Spent::MAX`] the writer frees them.
+/// wait on each other. Each `record` instead takes back and frees up to two written events,
+/// which keeps up with one new event per call; past [`Spent::MAX`] the writer frees them.
 #[derive(Debug, Default)]
-struct Spent(Mutex<Vec<AuditEvent>>);
+#[expect(
+    clippy::vec_box,
+    reason = "the boxes cross threads as pointers, not 600-byte moves"
+)]
+struct Spent(Mutex<Vec<Box<AuditEvent>>>);
 
 impl Spent {
     /// Most written events kept for the producers.
     const MAX: usize = 16_384;
 
-    /// Takes up to two written events, or none when the writer holds the lock.
-    fn take_some(&self) -> [Option<AuditEvent>; 2] {
+    /// Takes back up to two written events, to be freed by the caller; none when the
+    /// writer holds the lock (this never waits).
+    fn take_some(&self) -> [Option<Box<AuditEvent>>; 2] {
         match self.0.try_lock() {
             Ok(mut events) => [events.pop(), events.pop()],
             Err(_) => [None, None],
@@ -124,7 +126,11 @@ impl Spent {
     }
 
     /// Hands written events back (or frees them here when enough are waiting).
-    fn give_back(&self, batch: &mut Vec<AuditEvent>) {
+    #[expect(
+        clippy::vec_box,
+        reason = "the boxes cross threads as pointers, not 600-byte moves"
+    )]
+    fn give_back(&self, batch: &mut Vec<Box<AuditEvent>>) {
         let mut events = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if events.len() < Self::MAX {
             events.append(batch);
@@ -216,8 +222,8 @@ impl AuditSink for BufferedSink {
         if self.closed.load(Ordering::Acquire) {
             return Err(AuditError::Closed);
         }
-        let message = Message::Event(event);
-        // Freed here, after the event is queued (see `Spent`).
+        let message = Message::Event(Box::new(event));
+        // Freed here, once the new event is queued (see `Spent`).
         let _written = self.spent.take_some();
         match self.overflow {
             Overflow::Block => self
@@ -263,7 +269,7 @@ struct Worker<W> {
 
 impl<W: BatchWriter> Worker<W> {
     fn run(mut self) {
-        let mut batch: Vec<AuditEvent> = Vec::with_capacity(self.max_batch);
+        let mut batch: Vec<Box<AuditEvent>> = Vec::with_capacity(self.max_batch);
         loop {
             let Some(first) = self.receiver.blocking_recv() else {
                 // Every sender is gone: write what is left and stop.
@@ -329,7 +335,11 @@ impl<W: BatchWriter> Worker<W> {
 
     /// Writes the batch, retrying with back-off until it succeeds: nothing accepted is
     /// dropped. Meanwhile the queue fills and the overflow policy applies to producers.
-    fn write_until_done(&mut self, batch: &mut Vec<AuditEvent>) {
+    #[expect(
+        clippy::vec_box,
+        reason = "the boxes cross threads as pointers, not 600-byte moves"
+    )]
+    fn write_until_done(&mut self, batch: &mut Vec<Box<AuditEvent>>) {
         if batch.is_empty() {
             return;
         }
@@ -366,7 +376,7 @@ impl<W: BatchWriter> Worker<W> {
             "{dropped} audit events were dropped because the audit queue was full"
         ))
         .with_metadata("dropped", dropped);
-        let mut batch = vec![event];
+        let mut batch = vec![Box::new(event)];
         self.write_until_done(&mut batch);
     }
 }

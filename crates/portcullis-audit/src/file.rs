@@ -1,5 +1,6 @@
 //! The JSON Lines file: append-only, one event per line, created with mode 0600.
 
+use std::borrow::BorrowMut;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -262,7 +263,10 @@ impl JsonlFile {
     /// On I/O or serialization failure. The chain is then reset to where it was, so a retry
     /// writes the batch again from the same point; if part of the batch had reached the file
     /// before the failure, those lines appear twice and verification reports the break there.
-    pub fn write_batch(&mut self, events: &mut [AuditEvent]) -> Result<(), AuditError> {
+    pub fn write_batch<E: BorrowMut<AuditEvent>>(
+        &mut self,
+        events: &mut [E],
+    ) -> Result<(), AuditError> {
         let head = self.chain.clone();
         let result = self.write_lines(events);
         if result.is_err() {
@@ -272,9 +276,13 @@ impl JsonlFile {
         result
     }
 
-    fn write_lines(&mut self, events: &mut [AuditEvent]) -> Result<(), AuditError> {
+    fn write_lines<E: BorrowMut<AuditEvent>>(
+        &mut self,
+        events: &mut [E],
+    ) -> Result<(), AuditError> {
         let mut lines: Vec<String> = Vec::with_capacity(events.len());
         for event in events.iter_mut() {
+            let event = event.borrow_mut();
             self.config.redactor.redact(event);
             let mut line = match &mut self.chain {
                 Some(chain) => chain.link_line(event)?,
@@ -334,11 +342,12 @@ impl JsonlFile {
 /// Something that writes batches synchronously: what a [`BufferedSink`](crate::BufferedSink)
 /// drives from its writer thread.
 pub trait BatchWriter: Send + 'static {
-    /// Writes a batch.
+    /// Writes a batch: a slice of events, or of boxed events as the buffered sink passes them.
     ///
     /// # Errors
     /// On failure; the buffered sink retries.
-    fn write_batch(&mut self, events: &mut [AuditEvent]) -> Result<(), AuditError>;
+    fn write_batch<E: BorrowMut<AuditEvent>>(&mut self, events: &mut [E])
+    -> Result<(), AuditError>;
 
     /// Makes everything written durable.
     ///
@@ -348,7 +357,10 @@ pub trait BatchWriter: Send + 'static {
 }
 
 impl BatchWriter for JsonlFile {
-    fn write_batch(&mut self, events: &mut [AuditEvent]) -> Result<(), AuditError> {
+    fn write_batch<E: BorrowMut<AuditEvent>>(
+        &mut self,
+        events: &mut [E],
+    ) -> Result<(), AuditError> {
         Self::write_batch(self, events)
     }
 

@@ -9,6 +9,7 @@
     reason = "test helpers outside #[test] functions: a failed assertion is the point"
 )]
 
+use std::borrow::BorrowMut;
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -378,12 +379,18 @@ impl GatedWriter {
 }
 
 impl BatchWriter for GatedWriter {
-    fn write_batch(&mut self, events: &mut [AuditEvent]) -> Result<(), AuditError> {
+    fn write_batch<E: BorrowMut<AuditEvent>>(
+        &mut self,
+        events: &mut [E],
+    ) -> Result<(), AuditError> {
         let mut open = self.gate.0.lock().unwrap();
         while !*open {
             open = self.gate.1.wait(open).unwrap();
         }
-        self.written.lock().unwrap().extend(events.iter().cloned());
+        self.written
+            .lock()
+            .unwrap()
+            .extend(events.iter_mut().map(|e| e.borrow_mut().clone()));
         Ok(())
     }
 
@@ -651,7 +658,10 @@ struct BatchCounter {
 }
 
 impl BatchWriter for BatchCounter {
-    fn write_batch(&mut self, events: &mut [AuditEvent]) -> Result<(), AuditError> {
+    fn write_batch<E: BorrowMut<AuditEvent>>(
+        &mut self,
+        events: &mut [E],
+    ) -> Result<(), AuditError> {
         self.batches.lock().unwrap().push(events.len());
         Ok(())
     }
