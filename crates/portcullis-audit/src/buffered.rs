@@ -323,7 +323,7 @@ impl<W: BatchWriter> Worker<W> {
     /// Sleeps for the linger time, in short steps; it ends early when a flush or shutdown is
     /// waiting or the batch would be full.
     fn linger_for_more(&self) {
-        let step = (self.linger / 4).max(Duration::from_micros(50));
+        let step = (self.linger / 4).clamp(Duration::from_micros(50), Duration::from_millis(1));
         let deadline = std::time::Instant::now() + self.linger;
         while std::time::Instant::now() < deadline {
             std::thread::sleep(step);

@@ -212,3 +212,33 @@ impl AuditQuery for AuditReader {
             })?
     }
 }
+
+/// An [`AuditQuery`] that flushes a sink before each query, so that a query sees every event
+/// recorded before it (a [`BufferedSink`](crate::BufferedSink) may otherwise still hold the
+/// newest ones in its queue or its writer's batch). Each query then waits for one write and
+/// sync; meant for an operator endpoint such as `GET /audit/logs`, not for hot paths.
+#[derive(Debug)]
+pub struct FlushingQuery<Q> {
+    sink: std::sync::Arc<dyn portcullis_core::AuditSink>,
+    inner: Q,
+}
+
+impl<Q: AuditQuery> FlushingQuery<Q> {
+    /// Queries `inner` after flushing `sink`.
+    pub fn new(sink: std::sync::Arc<dyn portcullis_core::AuditSink>, inner: Q) -> Self {
+        Self { sink, inner }
+    }
+}
+
+#[async_trait::async_trait]
+impl<Q: AuditQuery> AuditQuery for FlushingQuery<Q> {
+    async fn query(
+        &self,
+        filter: &AuditFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, AuditError> {
+        self.sink.flush().await?;
+        self.inner.query(filter, offset, limit).await
+    }
+}

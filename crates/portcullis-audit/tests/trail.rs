@@ -705,3 +705,29 @@ fn the_writer_lingers_so_that_a_burst_is_one_batch() {
     });
     assert_eq!(writer.batches.lock().unwrap().iter().sum::<usize>(), 1_000);
 }
+
+#[test]
+fn a_flushing_query_sees_every_event_recorded_before_it() {
+    let dir = temp_dir("flushing-query");
+    let path = dir.join("audit.jsonl");
+    let config = BufferConfig {
+        // Long enough that nothing reaches the file unless something flushes.
+        linger: std::time::Duration::from_secs(30),
+        ..BufferConfig::default()
+    };
+    let sink = Arc::new(
+        BufferedSink::new(JsonlFile::open(FileSinkConfig::new(&path)).unwrap(), config).unwrap(),
+    );
+    let query = FlushingQuery::new(sink.clone(), AuditReader::new(&path));
+    let rt = runtime();
+    let found = rt.block_on(async {
+        for i in 0..25 {
+            sink.record(event(i)).await.unwrap();
+        }
+        AuditQuery::query(&query, &AuditFilter::default(), 0, 100)
+            .await
+            .unwrap()
+    });
+    assert_eq!(found.len(), 25);
+    rt.block_on(sink.shutdown()).unwrap();
+}

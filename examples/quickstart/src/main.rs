@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use portcullis::apikey::{ApiKeyAuthenticator, FileOptions, JsonFileStore, KeyPrefix, Pepper};
 use portcullis::audit::{
-    AuditReader, BufferConfig, BufferedSink, FileSinkConfig, JsonlFile, Overflow,
+    AuditReader, BufferConfig, BufferedSink, FileSinkConfig, FlushingQuery, JsonlFile, Overflow,
 };
 use portcullis::jwt::{AmatersJwtConfig, IssuerConfig, JwtAuthenticator, TokenRequest, presets};
 use portcullis::rbac::RbacEngine;
@@ -290,9 +290,13 @@ async fn run(options: Options) -> Result<(), String> {
             "/collections/{name}",
             get(collection).put(collection).delete(collection),
         )
-        // /audit/logs checks its own permission (admin on `audit`).
+        // /audit/logs checks its own permission (admin on `audit`), and flushes the buffered
+        // sink first so that it shows every request made before it.
         .merge(audit_logs_router(
-            Arc::new(AuditReader::new(&audit_path)),
+            Arc::new(FlushingQuery::new(
+                sink.clone(),
+                AuditReader::new(&audit_path),
+            )),
             Arc::clone(&engine),
             AuditLogAccess::amaters(),
         ))
