@@ -199,7 +199,7 @@ impl ActionVocabulary {
     pub fn requested(&self, action: &str) -> Option<ActionSet> {
         self.names
             .iter()
-            .position(|n| n == action)
+            .position(|n| crate::names::same_bytes(n.as_bytes(), action.as_bytes()))
             .map(ActionSet::bit)
     }
 

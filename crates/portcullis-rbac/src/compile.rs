@@ -1,39 +1,41 @@
 //! The compiled, immutable snapshot of a policy and the decision procedure.
 //!
 //! Inheritance is flattened: every role's table holds its own rules and those of all its
-//! ancestors. Rules are indexed by what they match — an exact name, the children of a base
-//! (`a:*`), the descendants of a base (`a:**`), everything (`*`) — in hash tables shared by all
-//! roles and keyed by (role, name). A decision hashes the requested name and its parent once,
-//! then probes the tables once per role the principal holds: its cost depends on the number
-//! of roles the principal holds and the depth of the name, not on the number of rules or roles
-//! in the policy. Nothing is allocated and nothing is locked; an allow costs one reference
-//! count increment (the explanation points into the snapshot).
+//! ancestors. Every name a rule mentions (an exact name, the base of `a:*` or `a:**`) is
+//! interned once with a number and the set of tables it appears in. Rules are indexed by what
+//! they match — an exact name, the children of a base (`a:*`), the descendants of a base
+//! (`a:**`), everything (`*`) — in hash tables shared by all roles and keyed by the pair of
+//! integers (role, name number). A decision looks the requested name and its parent up once
+//! each (one string comparison each), then probes, per role the principal holds, only the
+//! tables the name appears in, comparing integers: its cost depends on the number of roles the
+//! principal holds and the depth of the name, not on the number of rules or roles in the
+//! policy. Nothing is allocated and nothing is locked; an allow costs one reference count
+//! increment (the explanation points into the snapshot).
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use portcullis_core::{AccessRequest, Decision, Grant, GrantSource, Principal, RequestContext};
 use time::OffsetDateTime;
 
 use crate::action::{ActionSet, ActionVocabulary};
 use crate::condition::{Condition, Truth};
-use crate::pattern::{PatternKind, check_resource};
+use crate::names::{NameHasher, NameTable};
+use crate::pattern::{PatternKind, check_resource_and_split};
 use crate::validate::{Policy, ancestors};
 
 /// Roles resolved inline before falling back to resolving twice.
-const INLINE_ROLES: usize = 16;
+const INLINE_ROLES: usize = 8;
 
 /// One (role, name) of one table: the first matching rule inline, any others in
 /// `Snapshot::extra`. 32 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     role: u32,
-    key_start: u32,
-    key_len: u16,
-    extra_len: u16,
+    /// The name's number (see [`KeyInfo`]).
+    key: u32,
     extra_start: u32,
+    extra_len: u32,
     first: Hit,
 }
 
@@ -68,56 +70,50 @@ struct Tables {
     exact: HashTable<Entry>,
     children: HashTable<Entry>,
     descendants: HashTable<Entry>,
-    /// The keys of `exact`, whatever the role.
-    exact_keys: KeyFilter,
-    /// The keys of `children`, whatever the role.
-    children_keys: KeyFilter,
 }
 
-/// Which keys some role has in a table, as a two-bit-per-key filter over the key's hash.
-///
-/// A question whose resource (or parent) no role mentions in a table skips that table's
-/// probes for every held role: one or two bit tests instead of a hash probe per role. About
-/// 8 bits per key, so a key no role has passes the filter about one time in twenty; a key
-/// some role has always passes (the filter only ever answers "maybe" or "no").
-#[derive(Debug, Default)]
-struct KeyFilter {
-    words: Box<[u64]>,
+/// Which tables an interned name appears in, as bits (allow tables, then deny tables).
+type TableBits = u8;
+const ALLOW_EXACT: TableBits = 1;
+const ALLOW_CHILDREN: TableBits = 1 << 1;
+const ALLOW_DESCENDANTS: TableBits = 1 << 2;
+const DENY_EXACT: TableBits = 1 << 3;
+const DENY_CHILDREN: TableBits = 1 << 4;
+const DENY_DESCENDANTS: TableBits = 1 << 5;
+
+/// The bits of the three tables of one mode.
+#[derive(Debug, Clone, Copy)]
+struct ModeBits {
+    exact: TableBits,
+    children: TableBits,
+    descendants: TableBits,
 }
 
-impl KeyFilter {
-    fn with_keys(keys: usize) -> Self {
-        let bits = keys.saturating_mul(8).next_power_of_two().max(64);
-        Self {
-            words: vec![0; bits / 64].into_boxed_slice(),
-        }
-    }
+const ALLOW_BITS: ModeBits = ModeBits {
+    exact: ALLOW_EXACT,
+    children: ALLOW_CHILDREN,
+    descendants: ALLOW_DESCENDANTS,
+};
+const DENY_BITS: ModeBits = ModeBits {
+    exact: DENY_EXACT,
+    children: DENY_CHILDREN,
+    descendants: DENY_DESCENDANTS,
+};
 
-    #[inline]
-    fn positions(&self, hash: u64) -> [u64; 2] {
-        // The word count is a power of two, so a mask picks the bit.
-        let mask = (self.words.len() as u64 * 64).wrapping_sub(1);
-        [hash & mask, (hash >> 32) & mask]
-    }
+/// A name being interned: where its text is in `Builder::keys`, and the tables it appears in
+/// (a name no rule mentions is not interned, so a question about it probes nothing).
+#[derive(Debug, Clone, Copy)]
+struct KeyInfo {
+    start: u32,
+    len: u32,
+    tables: TableBits,
+}
 
-    fn add(&mut self, hash: u64) {
-        for bit in self.positions(hash) {
-            if let Some(word) = self.words.get_mut((bit / 64) as usize) {
-                *word |= 1 << (bit % 64);
-            }
-        }
-    }
-
-    /// Whether some key with this hash may be in the table (an empty filter says no).
-    #[inline]
-    fn may_contain(&self, hash: u64) -> bool {
-        !self.words.is_empty()
-            && self.positions(hash).iter().all(|bit| {
-                self.words
-                    .get((bit / 64) as usize)
-                    .is_some_and(|word| word & (1 << (bit % 64)) != 0)
-            })
-    }
+/// A name of the question, looked up among the interned names.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    id: u32,
+    tables: TableBits,
 }
 
 #[derive(Debug)]
@@ -125,10 +121,25 @@ struct CompiledRole {
     name: Arc<str>,
     allow_everything: Box<[Hit]>,
     deny_everything: Box<[Hit]>,
-    has_deny: bool,
-    has_allow_descendants: bool,
-    has_deny_descendants: bool,
-    superuser: bool,
+    flags: RoleFlags,
+}
+
+/// What a role (with its ancestors) has, as bits, so that a decision can skip what a role
+/// cannot match without reading the role. 32 bits wide, so that [`HeldRole`] has no padding
+/// and an array of them is zeroed in a few wide stores.
+type RoleFlags = u32;
+const HAS_DENY: RoleFlags = 1;
+const SUPERUSER: RoleFlags = 1 << 1;
+const ALLOW_DESCENDANT_RULES: RoleFlags = 1 << 2;
+const DENY_DESCENDANT_RULES: RoleFlags = 1 << 3;
+const ALLOW_EVERYTHING_RULES: RoleFlags = 1 << 4;
+const DENY_EVERYTHING_RULES: RoleFlags = 1 << 5;
+
+/// A role the principal holds: its number and flags.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeldRole {
+    index: u32,
+    flags: RoleFlags,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,18 +157,19 @@ const NO_CONDITION: u32 = u32::MAX;
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) policy: Arc<Policy>,
-    hasher: RandomState,
-    role_names: HashTable<u32>,
+    /// Role names to role numbers, with the roles' flags.
+    role_names: NameTable,
     roles: Vec<CompiledRole>,
     allow: Tables,
     deny: Tables,
-    keys: String,
+    /// Interned names to their numbers, with the tables they appear in.
+    key_names: NameTable,
     extra: Vec<Hit>,
     rules: Vec<RuleInfo>,
     texts: String,
     conditions: Vec<Condition>,
     paths: Vec<Arc<[Arc<str>]>>,
-    default_role: Option<u32>,
+    default_role: Option<HeldRole>,
     superuser_attribute: Option<String>,
 }
 
@@ -170,35 +182,41 @@ fn u32_of(n: usize) -> Result<u32, TooLarge> {
     u32::try_from(n).map_err(|_| TooLarge)
 }
 
+/// The hash of a (name number, role) pair.
 #[inline]
-fn mix(hash: u64, role: u32) -> u64 {
-    let folded = (hash
-        ^ u64::from(role)
-            .wrapping_add(1)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15))
-    .wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    folded ^ (folded >> 32)
+fn mix(key: u32, role: u32) -> u64 {
+    let folded = ((u64::from(key) << 32) | u64::from(role)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    folded ^ (folded >> 29)
 }
 
 type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 struct Builder<'p> {
-    hasher: RandomState,
     keys: String,
-    key_index: FastMap<&'p str, (u32, u32)>,
+    key_info: Vec<KeyInfo>,
+    key_index: FastMap<&'p str, u32>,
     /// Extra hits per entry while building, keyed by (table id, entry slot in `pending`).
     pending: Vec<Vec<Hit>>,
 }
 
 impl<'p> Builder<'p> {
-    fn key(&mut self, key: &'p str) -> Result<(u32, u32), TooLarge> {
-        if let Some(k) = self.key_index.get(key) {
-            return Ok(*k);
+    /// The number of `key`, interned on first sight, marked as appearing in `table`.
+    fn key(&mut self, key: &'p str, table: TableBits) -> Result<u32, TooLarge> {
+        if let Some(id) = self.key_index.get(key) {
+            if let Some(info) = self.key_info.get_mut(*id as usize) {
+                info.tables |= table;
+            }
+            return Ok(*id);
         }
-        let k = (u32_of(self.keys.len())?, u32_of(key.len())?);
+        let id = u32_of(self.key_info.len())?;
+        self.key_info.push(KeyInfo {
+            start: u32_of(self.keys.len())?,
+            len: u32_of(key.len())?,
+            tables: table,
+        });
         self.keys.push_str(key);
-        self.key_index.insert(key, k);
-        Ok(k)
+        self.key_index.insert(key, id);
+        Ok(id)
     }
 
     /// Adds `hit` for (`role`, `key`): a new entry, or a further hit of an existing one
@@ -206,17 +224,14 @@ impl<'p> Builder<'p> {
     fn insert(
         &mut self,
         table: &mut HashTable<Entry>,
+        bits: TableBits,
         key: &'p str,
         role: u32,
         hit: Hit,
     ) -> Result<(), TooLarge> {
-        let (start, len) = self.key(key)?;
-        let key_len = u16::try_from(len).map_err(|_| TooLarge)?;
-        let hash = mix(self.hasher.hash_one(key), role);
-        let keys = &self.keys;
-        let hasher = &self.hasher;
-        if let Some(existing) = table.find_mut(hash, |e| e.role == role && key_str(keys, e) == key)
-        {
+        let key = self.key(key, bits)?;
+        let hash = mix(key, role);
+        if let Some(existing) = table.find_mut(hash, |e| e.role == role && e.key == key) {
             // `extra_start` indexes `pending` while building.
             if existing.extra_len == 0 {
                 existing.extra_start = u32_of(self.pending.len())?;
@@ -230,16 +245,12 @@ impl<'p> Builder<'p> {
         }
         let entry = Entry {
             role,
-            key_start: start,
-            key_len,
-            extra_len: 0,
+            key,
             extra_start: 0,
+            extra_len: 0,
             first: hit,
         };
-        table.insert_unique(hash, entry, |e| {
-            let k = key_str(keys, e);
-            mix(hasher.hash_one(k), e.role)
-        });
+        table.insert_unique(hash, entry, |e| mix(e.key, e.role));
         Ok(())
     }
 
@@ -247,15 +258,6 @@ impl<'p> Builder<'p> {
     fn finish(&mut self, tables: [&mut Tables; 2]) -> Result<Vec<Hit>, TooLarge> {
         let mut extra = Vec::new();
         for t in tables {
-            for (table, filter) in [
-                (&t.exact, &mut t.exact_keys),
-                (&t.children, &mut t.children_keys),
-            ] {
-                *filter = KeyFilter::with_keys(table.len());
-                for e in table {
-                    filter.add(self.hasher.hash_one(key_str(&self.keys, e)));
-                }
-            }
             for table in [&mut t.exact, &mut t.children, &mut t.descendants] {
                 for e in table.iter_mut() {
                     if e.extra_len > 0 {
@@ -274,19 +276,12 @@ impl<'p> Builder<'p> {
     }
 }
 
-#[inline]
-fn key_str<'k>(keys: &'k str, e: &Entry) -> &'k str {
-    let start = e.key_start as usize;
-    keys.get(start..start + e.key_len as usize)
-        .unwrap_or_default()
-}
-
 impl Snapshot {
     pub(crate) fn compile(policy: Arc<Policy>) -> Result<Self, TooLarge> {
         let policy_ref: &Policy = &policy;
         let mut builder = Builder {
-            hasher: RandomState::default(),
             keys: String::new(),
+            key_info: Vec::new(),
             key_index: FastMap::default(),
             pending: Vec::new(),
         };
@@ -354,8 +349,6 @@ impl Snapshot {
             exact: HashTable::with_capacity(c[0]),
             children: HashTable::with_capacity(c[1]),
             descendants: HashTable::with_capacity(c[2]),
-            exact_keys: KeyFilter::default(),
-            children_keys: KeyFilter::default(),
         };
         let [allow_counts, deny_counts] = counts;
         let mut allow = sized(allow_counts);
@@ -368,15 +361,14 @@ impl Snapshot {
             let holder32 = u32_of(holder)?;
             let mut allow_everything = Vec::new();
             let mut deny_everything = Vec::new();
-            let mut has_deny = false;
-            let mut has_allow_descendants = false;
-            let mut has_deny_descendants = false;
-            let mut superuser = role.superuser;
+            let mut flags = if role.superuser { SUPERUSER } else { 0 };
             for (ancestor, path) in chain {
                 let Some(a) = policy_ref.roles.get(ancestor) else {
                     continue;
                 };
-                superuser |= a.superuser;
+                if a.superuser {
+                    flags |= SUPERUSER;
+                }
                 let path_id = match path_index.get(&path) {
                     Some(id) => *id,
                     None => {
@@ -407,18 +399,23 @@ impl Snapshot {
                         actions: rule.actions.bits(),
                     };
                     let tables = if is_deny { &mut deny } else { &mut allow };
-                    has_deny |= is_deny;
+                    if is_deny {
+                        flags |= HAS_DENY;
+                    }
                     match rule.pattern.kind() {
                         PatternKind::Everything => {
                             if is_deny {
+                                flags |= DENY_EVERYTHING_RULES;
                                 deny_everything.push(hit);
                             } else {
+                                flags |= ALLOW_EVERYTHING_RULES;
                                 allow_everything.push(hit);
                             }
                         }
                         PatternKind::Exact => {
                             builder.insert(
                                 &mut tables.exact,
+                                if is_deny { DENY_EXACT } else { ALLOW_EXACT },
                                 rule.pattern.base(),
                                 holder32,
                                 hit,
@@ -427,19 +424,29 @@ impl Snapshot {
                         PatternKind::Children => {
                             builder.insert(
                                 &mut tables.children,
+                                if is_deny {
+                                    DENY_CHILDREN
+                                } else {
+                                    ALLOW_CHILDREN
+                                },
                                 rule.pattern.base(),
                                 holder32,
                                 hit,
                             )?;
                         }
                         PatternKind::Descendants => {
-                            if is_deny {
-                                has_deny_descendants = true;
+                            flags |= if is_deny {
+                                DENY_DESCENDANT_RULES
                             } else {
-                                has_allow_descendants = true;
-                            }
+                                ALLOW_DESCENDANT_RULES
+                            };
                             builder.insert(
                                 &mut tables.descendants,
+                                if is_deny {
+                                    DENY_DESCENDANTS
+                                } else {
+                                    ALLOW_DESCENDANTS
+                                },
                                 rule.pattern.base(),
                                 holder32,
                                 hit,
@@ -452,41 +459,49 @@ impl Snapshot {
                 name: names.get(holder).cloned().unwrap_or_else(|| Arc::from("")),
                 allow_everything: allow_everything.into(),
                 deny_everything: deny_everything.into(),
-                has_deny,
-                has_allow_descendants,
-                has_deny_descendants,
-                superuser,
+                flags,
             });
         }
 
         let extra = builder.finish([&mut allow, &mut deny])?;
         let Builder {
             keys,
-            hasher,
+            key_info,
             key_index,
             pending,
         } = builder;
         drop((key_index, pending));
-        let mut role_names = HashTable::with_capacity(roles.len());
-        for (i, role) in roles.iter().enumerate() {
-            let i = u32_of(i)?;
-            role_names.insert_unique(hasher.hash_one(&*role.name), i, |j: &u32| {
-                roles
-                    .get(*j as usize)
-                    .map_or(0, |r| hasher.hash_one(&*r.name))
-            });
-        }
+        let hasher = NameHasher::new();
+        let too_large = |_| TooLarge;
+        let key_names = NameTable::build(
+            hasher,
+            key_info.iter().map(|k| {
+                let start = k.start as usize;
+                let text = keys.get(start..start + k.len as usize).unwrap_or_default();
+                (text, u32::from(k.tables))
+            }),
+        )
+        .map_err(too_large)?;
+        drop(keys);
+        let role_names =
+            NameTable::build(hasher, roles.iter().map(|r| (&*r.name, u32::from(r.flags))))
+                .map_err(too_large)?;
 
-        let default_role = policy.default_role.map(u32_of).transpose()?;
+        let default_role = match policy.default_role {
+            Some(i) => Some(HeldRole {
+                index: u32_of(i)?,
+                flags: roles.get(i).map_or(0, |r| r.flags),
+            }),
+            None => None,
+        };
         let superuser_attribute = policy.superuser_attribute.clone();
         Ok(Self {
             policy,
-            hasher,
             role_names,
             roles,
             allow,
             deny,
-            keys,
+            key_names,
             extra,
             rules,
             texts,
@@ -501,16 +516,21 @@ impl Snapshot {
         &self.policy.vocabulary
     }
 
+    /// The role named `name`, if the policy has it.
     #[inline]
-    fn role_index(&self, name: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(name);
-        self.role_names
-            .find(hash, |i| {
-                self.roles
-                    .get(*i as usize)
-                    .is_some_and(|r| &*r.name == name)
-            })
-            .copied()
+    fn held_role(&self, name: &str) -> Option<HeldRole> {
+        let (index, flags) = self.role_names.get(name.as_bytes())?;
+        Some(HeldRole { index, flags })
+    }
+
+    /// The interned name `name`, if any rule mentions it.
+    #[inline]
+    fn key(&self, name: &str) -> Option<Key> {
+        let (id, tables) = self.key_names.get(name.as_bytes())?;
+        Some(Key {
+            id,
+            tables: tables as TableBits,
+        })
     }
 
     #[inline]
@@ -541,22 +561,16 @@ impl Snapshot {
         }
     }
 
-    /// The first applicable hit of `role` in `table` for `key`.
+    /// The first applicable hit of `role` in `table` for the name numbered `key`.
     #[inline]
     fn probe(
         &self,
         table: &HashTable<Entry>,
-        key_hash: u64,
-        key: &str,
+        key: u32,
         role: u32,
         q: &Question<'_>,
     ) -> Option<Hit> {
-        if table.is_empty() {
-            return None;
-        }
-        let entry = table.find(mix(key_hash, role), |e| {
-            e.role == role && key_str(&self.keys, e) == key
-        })?;
+        let entry = table.find(mix(key, role), |e| e.role == role && e.key == key)?;
         if self.applies(&entry.first, q) {
             return Some(entry.first);
         }
@@ -565,7 +579,7 @@ impl Snapshot {
         }
         let start = entry.extra_start as usize;
         self.extra
-            .get(start..start + usize::from(entry.extra_len))
+            .get(start..start + entry.extra_len as usize)
             .unwrap_or_default()
             .iter()
             .find(|hit| self.applies(hit, q))
@@ -573,50 +587,79 @@ impl Snapshot {
     }
 
     /// The most specific applicable rule of `role` for the question: an exact rule, then
-    /// `parent:*`, then `ancestor:**` from the nearest ancestor, then `*`.
-    #[inline]
-    fn find(&self, role_index: u32, role: &CompiledRole, q: &Question<'_>) -> Option<Hit> {
-        let (tables, everything, with_descendants) = match q.mode {
+    /// `parent:*`, then `ancestor:**` from the nearest ancestor, then `*`. Only the tables
+    /// in which the interned names appear are probed.
+    #[inline(always)]
+    fn find(&self, role: HeldRole, q: &Question<'_>) -> Option<Hit> {
+        let (tables, bits, descendants, everything) = match q.mode {
             Mode::Allow => (
                 &self.allow,
-                &role.allow_everything,
-                role.has_allow_descendants,
+                ALLOW_BITS,
+                ALLOW_DESCENDANT_RULES,
+                ALLOW_EVERYTHING_RULES,
             ),
-            Mode::Deny => (&self.deny, &role.deny_everything, role.has_deny_descendants),
+            Mode::Deny => (
+                &self.deny,
+                DENY_BITS,
+                DENY_DESCENDANT_RULES,
+                DENY_EVERYTHING_RULES,
+            ),
         };
-        let (exact_possible, children_possible) = match q.mode {
-            Mode::Allow => q.possible.allow,
-            Mode::Deny => q.possible.deny,
-        };
-        if exact_possible
-            && let Some(hit) =
-                self.probe(&tables.exact, q.hashes.resource, q.resource, role_index, q)
+        if let Some(key) = q.resource
+            && key.tables & bits.exact != 0
+            && let Some(hit) = self.probe(&tables.exact, key.id, role.index, q)
         {
             return Some(hit);
         }
-        if let Some((parent, parent_hash)) = q.hashes.parent {
-            if children_possible
-                && let Some(hit) = self.probe(&tables.children, parent_hash, parent, role_index, q)
+        if let Some(key) = q.parent
+            && key.tables & bits.children != 0
+            && let Some(hit) = self.probe(&tables.children, key.id, role.index, q)
+        {
+            return Some(hit);
+        }
+        if role.flags & descendants != 0
+            && let Some(hit) = self.find_descendants(tables, bits, role.index, q)
+        {
+            return Some(hit);
+        }
+        if role.flags & everything == 0 {
+            return None;
+        }
+        let role = self.role(role.index)?;
+        let hits = match q.mode {
+            Mode::Allow => &role.allow_everything,
+            Mode::Deny => &role.deny_everything,
+        };
+        hits.iter().find(|hit| self.applies(hit, q)).copied()
+    }
+
+    /// The nearest `ancestor:**` rule of `role` for the question's name.
+    #[cold]
+    fn find_descendants(
+        &self,
+        tables: &Tables,
+        bits: ModeBits,
+        role_index: u32,
+        q: &Question<'_>,
+    ) -> Option<Hit> {
+        let (parent_name, _) = rsplit_colon(q.name)?;
+        if let Some(key) = q.parent
+            && key.tables & bits.descendants != 0
+            && let Some(hit) = self.probe(&tables.descendants, key.id, role_index, q)
+        {
+            return Some(hit);
+        }
+        let mut rest = parent_name;
+        while let Some((ancestor, _)) = rsplit_colon(rest) {
+            if let Some(key) = self.key(ancestor)
+                && key.tables & bits.descendants != 0
+                && let Some(hit) = self.probe(&tables.descendants, key.id, role_index, q)
             {
                 return Some(hit);
             }
-            if with_descendants && !tables.descendants.is_empty() {
-                if let Some(hit) =
-                    self.probe(&tables.descendants, parent_hash, parent, role_index, q)
-                {
-                    return Some(hit);
-                }
-                let mut rest = parent;
-                while let Some((ancestor, _)) = rsplit_colon(rest) {
-                    let h = self.hasher.hash_one(ancestor);
-                    if let Some(hit) = self.probe(&tables.descendants, h, ancestor, role_index, q) {
-                        return Some(hit);
-                    }
-                    rest = ancestor;
-                }
-            }
+            rest = ancestor;
         }
-        everything.iter().find(|hit| self.applies(hit, q)).copied()
+        None
     }
 
     fn grant(self: &Arc<Self>, hit: Hit) -> Grant {
@@ -626,7 +669,12 @@ impl Snapshot {
 
     /// The principal's known roles (or the default role when it holds none), in its order.
     #[inline]
-    fn held<'a>(&'a self, principal: &'a Principal, inline: &'a [u32], overflow: bool) -> Held<'a> {
+    fn held<'a>(
+        &'a self,
+        principal: &'a Principal,
+        inline: &'a [HeldRole],
+        overflow: bool,
+    ) -> Held<'a> {
         if overflow {
             Held::Names {
                 names: principal.roles().iter(),
@@ -646,23 +694,22 @@ impl Snapshot {
             return Decision::invalid_request("unknown action");
         };
         let resource = request.resource();
-        if let Err(e) = check_resource(resource) {
-            return Decision::invalid_request(resource_error_text(e));
-        }
+        let parent = match check_resource_and_split(resource) {
+            Ok(split) => split.and_then(|at| resource.get(..at)),
+            Err(e) => return Decision::invalid_request(resource_error_text(e)),
+        };
         let principal = request.principal();
 
         // Resolve the held roles once (inline for up to INLINE_ROLES of them).
-        let mut inline = [0u32; INLINE_ROLES];
+        let mut inline = [HeldRole::default(); INLINE_ROLES];
         let mut count = 0usize;
         let mut overflow = false;
-        let mut any_deny = false;
-        let mut superuser = false;
-        let mut note = |r: u32, role: &CompiledRole| {
-            any_deny |= role.has_deny;
-            superuser |= role.superuser;
+        let mut any = 0;
+        let mut note = |role: HeldRole| {
+            any |= role.flags;
             match inline.get_mut(count) {
                 Some(slot) => {
-                    *slot = r;
+                    *slot = role;
                     count += 1;
                 }
                 None => overflow = true,
@@ -670,61 +717,56 @@ impl Snapshot {
         };
         let names = principal.roles();
         if names.is_empty() {
-            if let Some(r) = self.default_role
-                && let Some(role) = self.role(r)
-            {
-                note(r, role);
+            if let Some(role) = self.default_role {
+                note(role);
             }
         } else {
             for name in names {
-                if let Some(r) = self.role_index(name)
-                    && let Some(role) = self.role(r)
-                {
-                    note(r, role);
+                if let Some(role) = self.held_role(name) {
+                    note(role);
                 }
             }
         }
         let held = inline.get(..count).unwrap_or_default();
 
-        let hashes = Hashes::new(&self.hasher, resource);
-        let possible = Possible {
-            allow: self.allow.possible(&hashes),
-            deny: if any_deny {
-                self.deny.possible(&hashes)
-            } else {
-                (false, false)
-            },
-        };
         let mut q = Question {
             mode: Mode::Deny,
             wanted: wanted.bits(),
-            resource,
-            hashes,
-            possible,
+            name: resource,
+            resource: self.key(resource),
+            parent: parent.and_then(|parent| self.key(parent)),
             principal,
             context: request.context(),
             now,
         };
 
-        if any_deny {
-            for r in self.held(principal, held, overflow) {
-                let Some(role) = self.role(r) else { continue };
-                if role.has_deny
-                    && let Some(hit) = self.find(r, role, &q)
+        if any & HAS_DENY != 0 {
+            // Whether the names appear in a deny table; a role's `*` and `a:**` deny rules are
+            // looked at whatever the names.
+            let keyed = q.resource.map_or(0, |k| k.tables & DENY_EXACT)
+                | q.parent.map_or(0, |k| k.tables & DENY_CHILDREN);
+            for role in self.held(principal, held, overflow) {
+                if role.flags & HAS_DENY != 0
+                    && (keyed != 0
+                        || role.flags & (DENY_DESCENDANT_RULES | DENY_EVERYTHING_RULES) != 0)
+                    && let Some(hit) = self.find(role, &q)
                 {
                     return Decision::explicit_deny(self.grant(hit));
                 }
             }
         }
 
-        if superuser || self.superuser_by_attribute(principal) {
+        if any & SUPERUSER != 0 || self.superuser_by_attribute(principal) {
             return Decision::superuser();
         }
 
         q.mode = Mode::Allow;
-        for r in self.held(principal, held, overflow) {
-            let Some(role) = self.role(r) else { continue };
-            if let Some(hit) = self.find(r, role, &q) {
+        let keyed = q.resource.map_or(0, |k| k.tables & ALLOW_EXACT)
+            | q.parent.map_or(0, |k| k.tables & ALLOW_CHILDREN);
+        for role in self.held(principal, held, overflow) {
+            if (keyed != 0 || role.flags & (ALLOW_DESCENDANT_RULES | ALLOW_EVERYTHING_RULES) != 0)
+                && let Some(hit) = self.find(role, &q)
+            {
                 return Decision::allow(self.grant(hit));
             }
         }
@@ -745,16 +787,15 @@ impl Snapshot {
             .iter()
             .map(|t| {
                 (t.exact.capacity() + t.children.capacity() + t.descendants.capacity()) * entry
-                    + (t.exact_keys.words.len() + t.children_keys.words.len()) * 8
             })
             .sum::<usize>();
         tables
             + extra
-            + self.keys.capacity()
+            + self.key_names.heap_size()
             + self.texts.capacity()
             + self.rules.capacity() * size_of::<RuleInfo>()
             + self.roles.capacity() * size_of::<CompiledRole>()
-            + self.role_names.capacity() * 5
+            + self.role_names.heap_size()
     }
 
     pub(crate) fn action_set(&self, action: &str) -> Option<ActionSet> {
@@ -779,9 +820,12 @@ enum Mode {
 struct Question<'q> {
     mode: Mode,
     wanted: u64,
-    resource: &'q str,
-    hashes: Hashes<'q>,
-    possible: Possible,
+    /// The requested name.
+    name: &'q str,
+    /// The requested name among the interned ones.
+    resource: Option<Key>,
+    /// Its parent (the name up to its last `:`) among the interned ones.
+    parent: Option<Key>,
     principal: &'q Principal,
     context: Option<&'q RequestContext>,
     now: &'q dyn Fn() -> OffsetDateTime,
@@ -789,7 +833,7 @@ struct Question<'q> {
 
 /// The roles a principal holds, resolved inline or (past `INLINE_ROLES`) by name again.
 enum Held<'a> {
-    Inline(std::slice::Iter<'a, u32>),
+    Inline(std::slice::Iter<'a, HeldRole>),
     Names {
         names: std::slice::Iter<'a, String>,
         snapshot: &'a Snapshot,
@@ -797,48 +841,13 @@ enum Held<'a> {
 }
 
 impl Iterator for Held<'_> {
-    type Item = u32;
+    type Item = HeldRole;
 
     #[inline]
-    fn next(&mut self) -> Option<u32> {
+    fn next(&mut self) -> Option<HeldRole> {
         match self {
             Self::Inline(iter) => iter.next().copied(),
-            Self::Names { names, snapshot } => names.find_map(|n| snapshot.role_index(n)),
-        }
-    }
-}
-
-/// Per mode, whether some role may have the resource in the exact table and its parent in
-/// the children table (from the [`KeyFilter`]s).
-#[derive(Debug, Clone, Copy)]
-struct Possible {
-    allow: (bool, bool),
-    deny: (bool, bool),
-}
-
-impl Tables {
-    #[inline]
-    fn possible(&self, hashes: &Hashes<'_>) -> (bool, bool) {
-        (
-            self.exact_keys.may_contain(hashes.resource),
-            hashes
-                .parent
-                .is_some_and(|(_, h)| self.children_keys.may_contain(h)),
-        )
-    }
-}
-
-struct Hashes<'r> {
-    resource: u64,
-    parent: Option<(&'r str, u64)>,
-}
-
-impl<'r> Hashes<'r> {
-    #[inline]
-    fn new(hasher: &RandomState, resource: &'r str) -> Self {
-        Self {
-            resource: hasher.hash_one(resource),
-            parent: rsplit_colon(resource).map(|(parent, _)| (parent, hasher.hash_one(parent))),
+            Self::Names { names, snapshot } => names.find_map(|n| snapshot.held_role(n)),
         }
     }
 }
@@ -880,29 +889,5 @@ impl GrantSource for Snapshot {
 
     fn grant_via(&self, path: u32) -> &[Arc<str>] {
         self.paths.get(path as usize).map_or(&[], |p| &p[..])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::KeyFilter;
-    use std::hash::BuildHasher as _;
-
-    #[test]
-    fn a_key_filter_never_forgets_a_key_and_rejects_most_others() {
-        let hasher = foldhash::fast::RandomState::default();
-        let mut filter = KeyFilter::with_keys(1_000);
-        for i in 0..1_000 {
-            filter.add(hasher.hash_one(format!("collection:{i}")));
-        }
-        for i in 0..1_000 {
-            assert!(filter.may_contain(hasher.hash_one(format!("collection:{i}"))));
-        }
-        let passed = (1_000..11_000)
-            .filter(|i| filter.may_contain(hasher.hash_one(format!("collection:{i}"))))
-            .count();
-        // About 5 % expected at 8 bits a key; far fewer than half in any case.
-        assert!(passed < 2_000, "{passed} of 10000 absent keys passed");
-        assert!(!KeyFilter::default().may_contain(0));
     }
 }

@@ -8,6 +8,7 @@ mod condition;
 mod engine;
 mod filter;
 mod model;
+mod names;
 mod pattern;
 mod validate;
 

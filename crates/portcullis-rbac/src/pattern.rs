@@ -103,6 +103,13 @@ fn check_segment(segment: &str) -> Result<(), ResourceError> {
 /// # Errors
 /// The first problem found.
 pub fn check_resource(name: &str) -> Result<(), ResourceError> {
+    check_resource_and_split(name).map(|_| ())
+}
+
+/// [`check_resource`], also giving the position of the last `:` (where the parent name ends),
+/// found by the same pass for plain names.
+#[inline]
+pub(crate) fn check_resource_and_split(name: &str) -> Result<Option<usize>, ResourceError> {
     if name.is_empty() {
         return Err(ResourceError::Empty);
     }
@@ -110,14 +117,15 @@ pub fn check_resource(name: &str) -> Result<(), ResourceError> {
         return Err(ResourceError::TooLong);
     }
     let bytes = name.as_bytes();
-    if is_plain(bytes) {
-        return Ok(());
+    if let Some(split) = plain_split(bytes) {
+        return Ok(split);
     }
     if name.is_ascii() {
-        check_ascii(bytes)
+        check_ascii(bytes)?;
     } else {
-        check_unicode(name)
+        check_unicode(name)?;
     }
+    Ok(bytes.iter().rposition(|b| *b == b':'))
 }
 
 /// Bytes that can never make a segment non-canonical: ASCII letters, digits, `_` and `-`.
@@ -137,22 +145,25 @@ static PLAIN: [bool; 256] = {
 };
 
 /// The common case, decided in one table load per byte: segments of [`PLAIN`] bytes separated
-/// by single `:`, none empty, at most [`MAX_SEGMENTS`]. Anything else takes the full check.
+/// by single `:`, none empty, at most [`MAX_SEGMENTS`]. `Some` with the position of the last
+/// `:` (if any) for such a name; `None` when anything else must take the full check.
 #[inline]
-fn is_plain(bytes: &[u8]) -> bool {
+fn plain_split(bytes: &[u8]) -> Option<Option<usize>> {
     let mut separators = 0usize;
+    let mut last: Option<usize> = None;
     let mut after_separator = true;
-    for &b in bytes {
+    for (i, &b) in bytes.iter().enumerate() {
         if PLAIN.get(usize::from(b)).copied().unwrap_or(false) {
             after_separator = false;
         } else if b == b':' && !after_separator {
             separators += 1;
+            last = Some(i);
             after_separator = true;
         } else {
-            return false;
+            return None;
         }
     }
-    !after_separator && separators < MAX_SEGMENTS
+    (!after_separator && separators < MAX_SEGMENTS).then_some(last)
 }
 
 /// Byte classes for the ASCII pass: 0 ordinary, 1 control (and, unused, non-ASCII), 2 `:`,
@@ -497,8 +508,12 @@ mod tests {
         #[test]
         fn plain_fast_path_agrees_with_general_path(name in "[a-zA-Z0-9_:\\-]{1,40}") {
             proptest::prop_assert_eq!(check_resource(&name).is_ok(), check_unicode(&name).is_ok(), "{:?}", name);
-            if is_plain(name.as_bytes()) {
+            if let Some(split) = plain_split(name.as_bytes()) {
                 proptest::prop_assert!(check_ascii(name.as_bytes()).is_ok());
+                proptest::prop_assert_eq!(split, name.rfind(':'));
+            }
+            if let Ok(split) = check_resource_and_split(&name) {
+                proptest::prop_assert_eq!(split, name.rfind(':'));
             }
         }
 
