@@ -483,9 +483,8 @@ impl Snapshot {
         )
         .map_err(too_large)?;
         drop(keys);
-        let role_names =
-            NameTable::build(hasher, roles.iter().map(|r| (&*r.name, u32::from(r.flags))))
-                .map_err(too_large)?;
+        let role_names = NameTable::build(hasher, roles.iter().map(|r| (&*r.name, r.flags)))
+            .map_err(too_large)?;
 
         let default_role = match policy.default_role {
             Some(i) => Some(HeldRole {
