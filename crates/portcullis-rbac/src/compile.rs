@@ -224,12 +224,10 @@ impl<'p> Builder<'p> {
     fn insert(
         &mut self,
         table: &mut HashTable<Entry>,
-        bits: TableBits,
-        key: &'p str,
+        key: u32,
         role: u32,
         hit: Hit,
     ) -> Result<(), TooLarge> {
-        let key = self.key(key, bits)?;
         let hash = mix(key, role);
         if let Some(existing) = table.find_mut(hash, |e| e.role == role && e.key == key) {
             // `extra_start` indexes `pending` while building.
@@ -291,9 +289,31 @@ impl Snapshot {
         let mut texts = String::new();
         let mut conditions = Vec::new();
         let mut first_rule = Vec::with_capacity(policy.roles.len());
-        for (r, role) in policy.roles.iter().enumerate() {
+        // The interned name of every rule (unused for `*`), once per rule rather than once per
+        // role that inherits it.
+        let mut rule_keys = Vec::new();
+        for (r, role) in policy_ref.roles.iter().enumerate() {
             first_rule.push(u32_of(rules.len())?);
-            for rule in role.allow.iter().chain(role.deny.iter()) {
+            let rules_of = role
+                .allow
+                .iter()
+                .map(|r| (r, false))
+                .chain(role.deny.iter().map(|r| (r, true)));
+            for (rule, is_deny) in rules_of {
+                let bits = match (rule.pattern.kind(), is_deny) {
+                    (PatternKind::Everything, _) => 0,
+                    (PatternKind::Exact, false) => ALLOW_EXACT,
+                    (PatternKind::Children, false) => ALLOW_CHILDREN,
+                    (PatternKind::Descendants, false) => ALLOW_DESCENDANTS,
+                    (PatternKind::Exact, true) => DENY_EXACT,
+                    (PatternKind::Children, true) => DENY_CHILDREN,
+                    (PatternKind::Descendants, true) => DENY_DESCENDANTS,
+                };
+                rule_keys.push(if bits == 0 {
+                    0
+                } else {
+                    builder.key(rule.pattern.base(), bits)?
+                });
                 let condition = match &rule.condition {
                     Some(c) => {
                         conditions.push(c.clone());
@@ -393,8 +413,13 @@ impl Snapshot {
                     } else {
                         0
                     };
+                    let rule_index = base + u32_of(j)?;
+                    let key = rule_keys
+                        .get(rule_index as usize)
+                        .copied()
+                        .unwrap_or_default();
                     let hit = Hit {
-                        rule: base + u32_of(j)?,
+                        rule: rule_index,
                         path: path_id | conditional,
                         actions: rule.actions.bits(),
                     };
@@ -413,26 +438,10 @@ impl Snapshot {
                             }
                         }
                         PatternKind::Exact => {
-                            builder.insert(
-                                &mut tables.exact,
-                                if is_deny { DENY_EXACT } else { ALLOW_EXACT },
-                                rule.pattern.base(),
-                                holder32,
-                                hit,
-                            )?;
+                            builder.insert(&mut tables.exact, key, holder32, hit)?;
                         }
                         PatternKind::Children => {
-                            builder.insert(
-                                &mut tables.children,
-                                if is_deny {
-                                    DENY_CHILDREN
-                                } else {
-                                    ALLOW_CHILDREN
-                                },
-                                rule.pattern.base(),
-                                holder32,
-                                hit,
-                            )?;
+                            builder.insert(&mut tables.children, key, holder32, hit)?;
                         }
                         PatternKind::Descendants => {
                             flags |= if is_deny {
@@ -440,17 +449,7 @@ impl Snapshot {
                             } else {
                                 ALLOW_DESCENDANT_RULES
                             };
-                            builder.insert(
-                                &mut tables.descendants,
-                                if is_deny {
-                                    DENY_DESCENDANTS
-                                } else {
-                                    ALLOW_DESCENDANTS
-                                },
-                                rule.pattern.base(),
-                                holder32,
-                                hit,
-                            )?;
+                            builder.insert(&mut tables.descendants, key, holder32, hit)?;
                         }
                     }
                 }
