@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::action::{ActionSet, ActionVocabulary};
 use crate::condition::{Condition, Truth};
-use crate::names::{NameHasher, NameTable};
+use crate::names::{NameHasher, NameTable, ShortList};
 use crate::pattern::{PatternKind, check_resource_and_split};
 use crate::validate::{Policy, ancestors};
 
@@ -164,6 +164,8 @@ pub(crate) struct Snapshot {
     deny: Tables,
     /// Interned names to their numbers, with the tables they appear in.
     key_names: NameTable,
+    /// Action names, in the vocabulary's order (their bit numbers).
+    action_names: ShortList,
     extra: Vec<Hit>,
     rules: Vec<RuleInfo>,
     texts: String,
@@ -482,6 +484,7 @@ impl Snapshot {
         )
         .map_err(too_large)?;
         drop(keys);
+        let action_names = ShortList::new(policy.vocabulary.names().iter().map(String::as_str));
         let role_names = NameTable::build(hasher, roles.iter().map(|r| (&*r.name, r.flags)))
             .map_err(too_large)?;
 
@@ -500,6 +503,7 @@ impl Snapshot {
             allow,
             deny,
             key_names,
+            action_names,
             extra,
             rules,
             texts,
@@ -688,7 +692,11 @@ impl Snapshot {
         request: &AccessRequest<'_>,
         now: &dyn Fn() -> OffsetDateTime,
     ) -> Decision {
-        let Some(wanted) = self.vocabulary().requested(request.action()) else {
+        let Some(wanted) = self
+            .action_names
+            .position(request.action().as_bytes())
+            .map(ActionSet::bit)
+        else {
             return Decision::invalid_request("unknown action");
         };
         let resource = request.resource();
@@ -790,6 +798,7 @@ impl Snapshot {
         tables
             + extra
             + self.key_names.heap_size()
+            + self.action_names.heap_size()
             + self.texts.capacity()
             + self.rules.capacity() * size_of::<RuleInfo>()
             + self.roles.capacity() * size_of::<CompiledRole>()

@@ -59,6 +59,19 @@ pub(crate) struct NameHasher {
     seed: [u64; 2],
 }
 
+/// The two words that, with the length, hold every byte of a name of up to 16 bytes (the
+/// first and last 8 or 4 bytes, overlapping; or the first, middle and last bytes of a
+/// shorter name), or `None` for a longer name.
+#[inline]
+fn words(name: &[u8]) -> Option<(u64, u64)> {
+    Some(match name.len() {
+        0..4 => (short_word(name), 0),
+        4..8 => (word4(name.first_chunk()), word4(name.last_chunk())),
+        8..=16 => (word8(name.first_chunk()), word8(name.last_chunk())),
+        _ => return None,
+    })
+}
+
 impl NameHasher {
     /// A hasher with a fresh random seed.
     pub(crate) fn new() -> Self {
@@ -70,15 +83,16 @@ impl NameHasher {
 
     #[inline]
     pub(crate) fn hash(&self, name: &[u8]) -> u64 {
+        match words(name) {
+            Some((a, b)) => self.hash_words(a, b, name.len()),
+            None => self.hash_long(name),
+        }
+    }
+
+    #[inline]
+    fn hash_words(&self, a: u64, b: u64, len: usize) -> u64 {
         let [s0, s1] = self.seed;
-        let len = name.len() as u64;
-        let (a, b) = match name.len() {
-            0..4 => (short_word(name), 0),
-            4..8 => (word4(name.first_chunk()), word4(name.last_chunk())),
-            8..=16 => (word8(name.first_chunk()), word8(name.last_chunk())),
-            _ => return self.hash_long(name),
-        };
-        folded_multiply(a ^ s0, b ^ s1 ^ len.rotate_left(32))
+        folded_multiply(a ^ s0, b ^ s1 ^ (len as u64).rotate_left(32))
     }
 
     #[cold]
@@ -103,10 +117,13 @@ impl NameHasher {
     }
 }
 
-/// A name of a [`NameTable`]: where its text is, and a value kept with it.
+/// A name of a [`NameTable`] and the value kept with it. A name of up to 16 bytes is held as
+/// its two [`words`] (compared without reading any text); a longer one as the position of its
+/// text (`a`) in `NameTable::text`.
 #[derive(Debug, Clone, Copy)]
 struct NameInfo {
-    start: u32,
+    a: u64,
+    b: u64,
     len: u32,
     value: u32,
 }
@@ -122,15 +139,16 @@ struct Slot {
 const EMPTY: u32 = u32::MAX;
 
 /// Names numbered 0, 1, … (in the order given), each with a `u32` value, looked up by linear
-/// probing in a table at most two thirds full: a name that is present costs a few slot reads
-/// (8 bytes each, 8 to a cache line) and one byte comparison; an absent one a few more slot
-/// reads and, thanks to the stored hash halves, almost never a comparison.
+/// probing in a table at most two thirds full: a few slot reads (8 bytes each, 8 to a cache
+/// line), and for the slots whose stored hash half matches, a comparison of two words (names
+/// of up to 16 bytes) or of the text (longer names).
 #[derive(Debug)]
 pub(crate) struct NameTable {
     hasher: NameHasher,
     slots: Box<[Slot]>,
     mask: usize,
     names: Vec<NameInfo>,
+    /// The text of the names longer than 16 bytes.
     text: String,
 }
 
@@ -157,13 +175,22 @@ impl NameTable {
             if id == EMPTY {
                 return Err(TooManyNames);
             }
+            let bytes = name.as_bytes();
+            let (a, b) = match words(bytes) {
+                Some(words) => words,
+                None => {
+                    let start = text.len() as u64;
+                    text.push_str(name);
+                    (start, 0)
+                }
+            };
             infos.push(NameInfo {
-                start: u32::try_from(text.len()).map_err(|_| TooManyNames)?,
+                a,
+                b,
                 len: u32::try_from(name.len()).map_err(|_| TooManyNames)?,
                 value,
             });
-            text.push_str(name);
-            let hash = hasher.hash(name.as_bytes());
+            let hash = hasher.hash(bytes);
             let mut i = hash as usize;
             // Never full, so a free slot is always found.
             while let Some(slot) = slots.get_mut(i & mask) {
@@ -189,7 +216,27 @@ impl NameTable {
     /// The number and value of `name`, if it is in the table.
     #[inline]
     pub(crate) fn get(&self, name: &[u8]) -> Option<(u32, u32)> {
-        let hash = self.hasher.hash(name);
+        let Some((a, b)) = words(name) else {
+            return self.get_long(name);
+        };
+        let hash = self.hasher.hash_words(a, b, name.len());
+        self.find(hash, |info| {
+            info.a == a && info.b == b && info.len as usize == name.len()
+        })
+    }
+
+    #[cold]
+    fn get_long(&self, name: &[u8]) -> Option<(u32, u32)> {
+        let hash = self.hasher.hash_long(name);
+        self.find(hash, |info| {
+            let start = info.a as usize;
+            info.len as usize == name.len()
+                && self.text.as_bytes().get(start..start + name.len()) == Some(name)
+        })
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, same: impl Fn(&NameInfo) -> bool) -> Option<(u32, u32)> {
         let tag = (hash >> 32) as u32;
         let mut i = hash as usize;
         loop {
@@ -197,17 +244,11 @@ impl NameTable {
             if slot.id == EMPTY {
                 return None;
             }
-            if slot.tag == tag {
-                let info = self.names.get(slot.id as usize)?;
-                let start = info.start as usize;
-                let text = self
-                    .text
-                    .as_bytes()
-                    .get(start..start + info.len as usize)
-                    .unwrap_or_default();
-                if same_bytes(text, name) {
-                    return Some((slot.id, info.value));
-                }
+            if slot.tag == tag
+                && let Some(info) = self.names.get(slot.id as usize)
+                && same(info)
+            {
+                return Some((slot.id, info.value));
             }
             i = i.wrapping_add(1);
         }
@@ -221,9 +262,64 @@ impl NameTable {
     }
 }
 
+/// A few names (an action vocabulary) looked up by a linear scan of their [`words`]; names
+/// longer than 16 bytes are compared as text.
+#[derive(Debug)]
+pub(crate) struct ShortList {
+    entries: Box<[(u64, u64, usize)]>,
+    long: Box<[(usize, Box<str>)]>,
+}
+
+impl ShortList {
+    pub(crate) fn new<'a>(names: impl Iterator<Item = &'a str>) -> Self {
+        let mut entries = Vec::new();
+        let mut long = Vec::new();
+        for (i, name) in names.enumerate() {
+            match words(name.as_bytes()) {
+                Some((a, b)) => entries.push((a, b, name.len())),
+                None => {
+                    // Never equal to the words of a short name (their lengths differ).
+                    entries.push((0, 0, usize::MAX));
+                    long.push((i, Box::from(name)));
+                }
+            }
+        }
+        Self {
+            entries: entries.into(),
+            long: long.into(),
+        }
+    }
+
+    /// The position of `name` in the list.
+    #[inline]
+    pub(crate) fn position(&self, name: &[u8]) -> Option<usize> {
+        match words(name) {
+            Some((a, b)) => self
+                .entries
+                .iter()
+                .position(|&(x, y, len)| x == a && y == b && len == name.len()),
+            None => self
+                .long
+                .iter()
+                .find(|(_, text)| text.as_bytes() == name)
+                .map(|(i, _)| *i),
+        }
+    }
+
+    /// Approximate heap size in bytes.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.entries.len() * size_of::<(u64, u64, usize)>()
+            + self
+                .long
+                .iter()
+                .map(|(_, t)| t.len() + size_of::<(usize, Box<str>)>())
+                .sum::<usize>()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{NameHasher, NameTable, same_bytes};
+    use super::{NameHasher, NameTable, ShortList, same_bytes};
 
     #[test]
     fn same_bytes_is_byte_equality_at_every_length() {
@@ -269,6 +365,15 @@ mod tests {
         for absent in ["", "c", "c3001", "collection1:objecT", "zz", "x", "xx1"] {
             assert_eq!(table.get(absent.as_bytes()), None, "{absent}");
         }
+        let list = ShortList::new(names.iter().take(40).map(String::as_str));
+        for (i, name) in names.iter().take(40).enumerate() {
+            assert_eq!(list.position(name.as_bytes()), Some(i), "{name}");
+        }
+        assert_eq!(list.position(b"c3001"), None);
+        assert_eq!(
+            list.position(b"a-much-longer-name-with-several-words-3001"),
+            None
+        );
         let empty = NameTable::build(NameHasher::new(), std::iter::empty()).unwrap();
         assert_eq!(empty.get(b"anything"), None);
     }
