@@ -116,6 +116,12 @@ struct Key {
     tables: TableBits,
 }
 
+/// A name no rule mentions: in no table.
+const NO_KEY: Key = Key {
+    id: u32::MAX,
+    tables: 0,
+};
+
 #[derive(Debug)]
 struct CompiledRole {
     name: Arc<str>,
@@ -543,7 +549,7 @@ impl Snapshot {
     /// Whether a matching rule applies in this mode: its actions include the wanted one, and
     /// its condition (if any) is known to hold (allow) or not known to fail (deny).
     #[inline]
-    fn applies(&self, hit: &Hit, q: &Question<'_>) -> bool {
+    fn applies<const DENY: bool>(&self, hit: &Hit, q: &Question<'_>) -> bool {
         if hit.actions & q.wanted == 0 {
             return false;
         }
@@ -554,18 +560,19 @@ impl Snapshot {
             return false;
         };
         let truth = match self.conditions.get(info.condition as usize) {
-            Some(c) => c.evaluate(q.principal, q.context, q.now),
+            Some(c) => c.evaluate(q.env.principal, q.env.context, q.env.now),
             None => Truth::Unknown,
         };
-        match q.mode {
-            Mode::Allow => truth == Truth::True,
-            Mode::Deny => truth != Truth::False,
+        if DENY {
+            truth != Truth::False
+        } else {
+            truth == Truth::True
         }
     }
 
     /// The first applicable hit of `role` in `table` for the name numbered `key`.
     #[inline]
-    fn probe(
+    fn probe<const DENY: bool>(
         &self,
         table: &HashTable<Entry>,
         key: u32,
@@ -573,7 +580,7 @@ impl Snapshot {
         q: &Question<'_>,
     ) -> Option<Hit> {
         let entry = table.find(mix(key, role), |e| e.role == role && e.key == key)?;
-        if self.applies(&entry.first, q) {
+        if self.applies::<DENY>(&entry.first, q) {
             return Some(entry.first);
         }
         if entry.extra_len == 0 {
@@ -584,43 +591,43 @@ impl Snapshot {
             .get(start..start + entry.extra_len as usize)
             .unwrap_or_default()
             .iter()
-            .find(|hit| self.applies(hit, q))
+            .find(|hit| self.applies::<DENY>(hit, q))
             .copied()
     }
 
-    /// The most specific applicable rule of `role` for the question: an exact rule, then
-    /// `parent:*`, then `ancestor:**` from the nearest ancestor, then `*`. Only the tables
-    /// in which the interned names appear are probed.
+    /// The most specific applicable rule of `role` for the question, among the deny rules
+    /// (`DENY`) or the allow rules: an exact rule, then `parent:*`, then `ancestor:**` from
+    /// the nearest ancestor, then `*`. Only the tables in which the interned names appear are
+    /// probed.
     #[inline(always)]
-    fn find(&self, role: HeldRole, q: &Question<'_>) -> Option<Hit> {
-        let (tables, bits, descendants, everything) = match q.mode {
-            Mode::Allow => (
-                &self.allow,
-                ALLOW_BITS,
-                ALLOW_DESCENDANT_RULES,
-                ALLOW_EVERYTHING_RULES,
-            ),
-            Mode::Deny => (
+    fn find<const DENY: bool>(&self, role: HeldRole, q: &Question<'_>) -> Option<Hit> {
+        let (tables, bits, descendants, everything) = if DENY {
+            (
                 &self.deny,
                 DENY_BITS,
                 DENY_DESCENDANT_RULES,
                 DENY_EVERYTHING_RULES,
-            ),
+            )
+        } else {
+            (
+                &self.allow,
+                ALLOW_BITS,
+                ALLOW_DESCENDANT_RULES,
+                ALLOW_EVERYTHING_RULES,
+            )
         };
-        if let Some(key) = q.resource
-            && key.tables & bits.exact != 0
-            && let Some(hit) = self.probe(&tables.exact, key.id, role.index, q)
+        if q.resource.tables & bits.exact != 0
+            && let Some(hit) = self.probe::<DENY>(&tables.exact, q.resource.id, role.index, q)
         {
             return Some(hit);
         }
-        if let Some(key) = q.parent
-            && key.tables & bits.children != 0
-            && let Some(hit) = self.probe(&tables.children, key.id, role.index, q)
+        if q.parent.tables & bits.children != 0
+            && let Some(hit) = self.probe::<DENY>(&tables.children, q.parent.id, role.index, q)
         {
             return Some(hit);
         }
         if role.flags & descendants != 0
-            && let Some(hit) = self.find_descendants(tables, bits, role.index, q)
+            && let Some(hit) = self.find_descendants::<DENY>(tables, bits, role.index, q)
         {
             return Some(hit);
         }
@@ -628,16 +635,19 @@ impl Snapshot {
             return None;
         }
         let role = self.role(role.index)?;
-        let hits = match q.mode {
-            Mode::Allow => &role.allow_everything,
-            Mode::Deny => &role.deny_everything,
+        let hits = if DENY {
+            &role.deny_everything
+        } else {
+            &role.allow_everything
         };
-        hits.iter().find(|hit| self.applies(hit, q)).copied()
+        hits.iter()
+            .find(|hit| self.applies::<DENY>(hit, q))
+            .copied()
     }
 
     /// The nearest `ancestor:**` rule of `role` for the question's name.
     #[cold]
-    fn find_descendants(
+    fn find_descendants<const DENY: bool>(
         &self,
         tables: &Tables,
         bits: ModeBits,
@@ -645,9 +655,8 @@ impl Snapshot {
         q: &Question<'_>,
     ) -> Option<Hit> {
         let (parent_name, _) = rsplit_colon(q.name)?;
-        if let Some(key) = q.parent
-            && key.tables & bits.descendants != 0
-            && let Some(hit) = self.probe(&tables.descendants, key.id, role_index, q)
+        if q.parent.tables & bits.descendants != 0
+            && let Some(hit) = self.probe::<DENY>(&tables.descendants, q.parent.id, role_index, q)
         {
             return Some(hit);
         }
@@ -655,7 +664,7 @@ impl Snapshot {
         while let Some((ancestor, _)) = rsplit_colon(rest) {
             if let Some(key) = self.key(ancestor)
                 && key.tables & bits.descendants != 0
-                && let Some(hit) = self.probe(&tables.descendants, key.id, role_index, q)
+                && let Some(hit) = self.probe::<DENY>(&tables.descendants, key.id, role_index, q)
             {
                 return Some(hit);
             }
@@ -735,27 +744,28 @@ impl Snapshot {
         }
         let held = inline.get(..count).unwrap_or_default();
 
-        let mut q = Question {
-            mode: Mode::Deny,
-            wanted: wanted.bits(),
-            name: resource,
-            resource: self.key(resource),
-            parent: parent.and_then(|parent| self.key(parent)),
+        let env = Env {
             principal,
             context: request.context(),
             now,
+        };
+        let q = Question {
+            wanted: wanted.bits(),
+            name: resource,
+            resource: self.key(resource).unwrap_or(NO_KEY),
+            parent: parent.and_then(|parent| self.key(parent)).unwrap_or(NO_KEY),
+            env: &env,
         };
 
         if any & HAS_DENY != 0 {
             // Whether the names appear in a deny table; a role's `*` and `a:**` deny rules are
             // looked at whatever the names.
-            let keyed = q.resource.map_or(0, |k| k.tables & DENY_EXACT)
-                | q.parent.map_or(0, |k| k.tables & DENY_CHILDREN);
+            let keyed = (q.resource.tables & DENY_EXACT) | (q.parent.tables & DENY_CHILDREN);
             for role in self.held(principal, held, overflow) {
                 if role.flags & HAS_DENY != 0
                     && (keyed != 0
                         || role.flags & (DENY_DESCENDANT_RULES | DENY_EVERYTHING_RULES) != 0)
-                    && let Some(hit) = self.find(role, &q)
+                    && let Some(hit) = self.find::<true>(role, &q)
                 {
                     return Decision::explicit_deny(self.grant(hit));
                 }
@@ -766,12 +776,10 @@ impl Snapshot {
             return Decision::superuser();
         }
 
-        q.mode = Mode::Allow;
-        let keyed = q.resource.map_or(0, |k| k.tables & ALLOW_EXACT)
-            | q.parent.map_or(0, |k| k.tables & ALLOW_CHILDREN);
+        let keyed = (q.resource.tables & ALLOW_EXACT) | (q.parent.tables & ALLOW_CHILDREN);
         for role in self.held(principal, held, overflow) {
             if (keyed != 0 || role.flags & (ALLOW_DESCENDANT_RULES | ALLOW_EVERYTHING_RULES) != 0)
-                && let Some(hit) = self.find(role, &q)
+                && let Some(hit) = self.find::<false>(role, &q)
             {
                 return Decision::allow(self.grant(hit));
             }
@@ -817,25 +825,23 @@ fn rsplit_colon(name: &str) -> Option<(&str, &str)> {
     Some((name.get(..at)?, name.get(at + 1..)?))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Allow,
-    Deny,
+/// What conditions are evaluated against.
+struct Env<'q> {
+    principal: &'q Principal,
+    context: Option<&'q RequestContext>,
+    now: &'q dyn Fn() -> OffsetDateTime,
 }
 
 /// Everything one decision needs, computed once.
 struct Question<'q> {
-    mode: Mode,
     wanted: u64,
     /// The requested name.
     name: &'q str,
-    /// The requested name among the interned ones.
-    resource: Option<Key>,
-    /// Its parent (the name up to its last `:`) among the interned ones.
-    parent: Option<Key>,
-    principal: &'q Principal,
-    context: Option<&'q RequestContext>,
-    now: &'q dyn Fn() -> OffsetDateTime,
+    /// The requested name among the interned ones ([`NO_KEY`] when no rule mentions it).
+    resource: Key,
+    /// Its parent (the name up to its last `:`) among the interned ones, or [`NO_KEY`].
+    parent: Key,
+    env: &'q Env<'q>,
 }
 
 /// The roles a principal holds, resolved inline or (past `INLINE_ROLES`) by name again.
