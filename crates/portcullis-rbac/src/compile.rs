@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::action::{ActionSet, ActionVocabulary};
 use crate::condition::{Condition, Truth};
-use crate::names::{NameHasher, NameTable, ShortList};
+use crate::names::{NOT_FOUND, NameHasher, NameTable, ShortList};
 use crate::pattern::{PatternKind, check_resource_and_split};
 use crate::validate::{Policy, ancestors};
 
@@ -527,14 +527,22 @@ impl Snapshot {
     /// The role named `name`, if the policy has it.
     #[inline]
     fn held_role(&self, name: &str) -> Option<HeldRole> {
-        let (index, flags) = self.role_names.get(name.as_bytes())?;
+        let found = self.role_names.get_packed(name.as_bytes());
+        if found == NOT_FOUND {
+            return None;
+        }
+        let (index, flags) = (found as u32, (found >> 32) as u32);
         Some(HeldRole { index, flags })
     }
 
     /// The interned name `name`, if any rule mentions it.
     #[inline]
     fn key(&self, name: &str) -> Option<Key> {
-        let (id, tables) = self.key_names.get(name.as_bytes())?;
+        let found = self.key_names.get_packed(name.as_bytes());
+        if found == NOT_FOUND {
+            return None;
+        }
+        let (id, tables) = (found as u32, (found >> 32) as u32);
         Some(Key {
             id,
             tables: tables as TableBits,

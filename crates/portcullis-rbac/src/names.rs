@@ -138,6 +138,10 @@ struct Slot {
 
 const EMPTY: u32 = u32::MAX;
 
+/// What [`NameTable::get_packed`] answers for an absent name (no name has the number
+/// [`EMPTY`]).
+pub(crate) const NOT_FOUND: u64 = u64::MAX;
+
 /// Names numbered 0, 1, … (in the order given), each with a `u32` value, looked up by linear
 /// probing in a table at most two thirds full: a few slot reads (8 bytes each, 8 to a cache
 /// line), and for the slots whose stored hash half matches, a comparison of two words (names
@@ -214,8 +218,17 @@ impl NameTable {
     }
 
     /// The number and value of `name`, if it is in the table.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn get(&self, name: &[u8]) -> Option<(u32, u32)> {
+        let found = self.get_packed(name);
+        (found != NOT_FOUND).then_some((found as u32, (found >> 32) as u32))
+    }
+
+    /// [`NameTable::get`] as one word (the number in the low half, the value in the high
+    /// half; [`NOT_FOUND`] when absent), returned in a register: a caller that reads a
+    /// returned pair back from memory as one word stalls on store forwarding.
+    #[inline]
+    pub(crate) fn get_packed(&self, name: &[u8]) -> u64 {
         let Some((a, b)) = words(name) else {
             return self.get_long(name);
         };
@@ -226,7 +239,7 @@ impl NameTable {
     }
 
     #[cold]
-    fn get_long(&self, name: &[u8]) -> Option<(u32, u32)> {
+    fn get_long(&self, name: &[u8]) -> u64 {
         let hash = self.hasher.hash_long(name);
         self.find(hash, |info| {
             let start = info.a as usize;
@@ -236,19 +249,21 @@ impl NameTable {
     }
 
     #[inline]
-    fn find(&self, hash: u64, same: impl Fn(&NameInfo) -> bool) -> Option<(u32, u32)> {
+    fn find(&self, hash: u64, same: impl Fn(&NameInfo) -> bool) -> u64 {
         let tag = (hash >> 32) as u32;
         let mut i = hash as usize;
         loop {
-            let slot = self.slots.get(i & self.mask)?;
+            let Some(slot) = self.slots.get(i & self.mask) else {
+                return NOT_FOUND;
+            };
             if slot.id == EMPTY {
-                return None;
+                return NOT_FOUND;
             }
             if slot.tag == tag
                 && let Some(info) = self.names.get(slot.id as usize)
                 && same(info)
             {
-                return Some((slot.id, info.value));
+                return u64::from(slot.id) | (u64::from(info.value) << 32);
             }
             i = i.wrapping_add(1);
         }
