@@ -163,16 +163,21 @@ pub struct Grant {
 
 #[derive(Clone)]
 enum GrantRepr {
-    Owned {
-        role: Arc<str>,
-        via: Arc<[Arc<str>]>,
-        rule: Arc<str>,
-    },
+    /// Boxed, so that a grant (and a [`Decision`]) stays small to move in the indexed case
+    /// that engines on the hot path use.
+    Owned(Box<OwnedGrant>),
     Indexed {
         source: Arc<dyn GrantSource>,
         rule: u32,
         path: u32,
     },
+}
+
+#[derive(Clone)]
+struct OwnedGrant {
+    role: Arc<str>,
+    via: Arc<[Arc<str>]>,
+    rule: Arc<str>,
 }
 
 /// A compiled policy that can describe its rules by index; see [`Grant::from_source`].
@@ -192,7 +197,7 @@ impl Grant {
     #[must_use]
     pub fn new(role: Arc<str>, via: Arc<[Arc<str>]>, rule: Arc<str>) -> Self {
         Self {
-            repr: GrantRepr::Owned { role, via, rule },
+            repr: GrantRepr::Owned(Box::new(OwnedGrant { role, via, rule })),
         }
     }
 
@@ -209,7 +214,7 @@ impl Grant {
     #[must_use]
     pub fn role(&self) -> &str {
         match &self.repr {
-            GrantRepr::Owned { role, .. } => role,
+            GrantRepr::Owned(owned) => &owned.role,
             GrantRepr::Indexed { source, rule, .. } => source.grant_role(*rule),
         }
     }
@@ -218,7 +223,7 @@ impl Grant {
     #[must_use]
     pub fn via(&self) -> &[Arc<str>] {
         match &self.repr {
-            GrantRepr::Owned { via, .. } => via,
+            GrantRepr::Owned(owned) => &owned.via,
             GrantRepr::Indexed { source, path, .. } => source.grant_via(*path),
         }
     }
@@ -227,7 +232,7 @@ impl Grant {
     #[must_use]
     pub fn rule(&self) -> &str {
         match &self.repr {
-            GrantRepr::Owned { rule, .. } => rule,
+            GrantRepr::Owned(owned) => &owned.rule,
             GrantRepr::Indexed { source, rule, .. } => source.grant_rule(*rule),
         }
     }
