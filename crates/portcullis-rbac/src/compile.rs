@@ -580,16 +580,16 @@ impl Snapshot {
 
     /// The first applicable hit of `role` in `table` for the name numbered `key`.
     #[inline]
-    fn probe<const DENY: bool>(
-        &self,
-        table: &HashTable<Entry>,
+    fn probe<'s, const DENY: bool>(
+        &'s self,
+        table: &'s HashTable<Entry>,
         key: u32,
         role: u32,
         q: &Question<'_>,
-    ) -> Option<Hit> {
+    ) -> Option<&'s Hit> {
         let entry = table.find(mix(key, role), |e| e.role == role && e.key == key)?;
         if self.applies::<DENY>(&entry.first, q) {
-            return Some(entry.first);
+            return Some(&entry.first);
         }
         if entry.extra_len == 0 {
             return None;
@@ -600,7 +600,6 @@ impl Snapshot {
             .unwrap_or_default()
             .iter()
             .find(|hit| self.applies::<DENY>(hit, q))
-            .copied()
     }
 
     /// The most specific applicable rule of `role` for the question, among the deny rules
@@ -608,7 +607,7 @@ impl Snapshot {
     /// the nearest ancestor, then `*`. Only the tables in which the interned names appear are
     /// probed.
     #[inline(always)]
-    fn find<const DENY: bool>(&self, role: HeldRole, q: &Question<'_>) -> Option<Hit> {
+    fn find<const DENY: bool>(&self, role: HeldRole, q: &Question<'_>) -> Option<&Hit> {
         let (tables, bits, descendants, everything) = if DENY {
             (
                 &self.deny,
@@ -648,20 +647,18 @@ impl Snapshot {
         } else {
             &role.allow_everything
         };
-        hits.iter()
-            .find(|hit| self.applies::<DENY>(hit, q))
-            .copied()
+        hits.iter().find(|hit| self.applies::<DENY>(hit, q))
     }
 
     /// The nearest `ancestor:**` rule of `role` for the question's name.
     #[cold]
-    fn find_descendants<const DENY: bool>(
-        &self,
-        tables: &Tables,
+    fn find_descendants<'s, const DENY: bool>(
+        &'s self,
+        tables: &'s Tables,
         bits: ModeBits,
         role_index: u32,
         q: &Question<'_>,
-    ) -> Option<Hit> {
+    ) -> Option<&'s Hit> {
         let (parent_name, _) = rsplit_colon(q.name)?;
         if q.parent.tables & bits.descendants != 0
             && let Some(hit) = self.probe::<DENY>(&tables.descendants, q.parent.id, role_index, q)
@@ -681,7 +678,7 @@ impl Snapshot {
         None
     }
 
-    fn grant(self: &Arc<Self>, hit: Hit) -> Grant {
+    fn grant(self: &Arc<Self>, hit: &Hit) -> Grant {
         let source: Arc<dyn GrantSource> = self.clone();
         Grant::from_source(source, hit.rule, hit.path())
     }
