@@ -413,7 +413,7 @@ impl Snapshot {
                     .map(|r| (r, false))
                     .chain(a.deny.iter().map(|r| (r, true)));
                 for (j, (rule, is_deny)) in rules_of.enumerate() {
-                    if path_id & CONDITIONAL != 0 {
+                    if path_id > MAX_PATH {
                         return Err(TooLarge);
                     }
                     let conditional = if rule.condition.is_some() {
@@ -678,11 +678,6 @@ impl Snapshot {
         None
     }
 
-    fn grant(self: &Arc<Self>, hit: &Hit) -> Grant {
-        let source: Arc<dyn GrantSource> = self.clone();
-        Grant::from_source(source, hit.rule, hit.path())
-    }
-
     /// The principal's known roles (or the default role when it holds none), in its order.
     #[inline]
     fn held<'a>(
@@ -701,22 +696,24 @@ impl Snapshot {
         }
     }
 
-    pub(crate) fn evaluate(
-        self: &Arc<Self>,
+    #[inline(always)]
+    /// Decides `request`; see [`Verdict::into_decision`] for the explained [`Decision`].
+    pub(crate) fn verdict(
+        &self,
         request: &AccessRequest<'_>,
         now: &dyn Fn() -> OffsetDateTime,
-    ) -> Decision {
+    ) -> Verdict {
         let Some(wanted) = self
             .action_names
             .position(request.action().as_bytes())
             .map(ActionSet::bit)
         else {
-            return Decision::invalid_request("unknown action");
+            return Verdict::invalid(UNKNOWN_ACTION);
         };
         let resource = request.resource();
         let parent = match check_resource_and_split(resource) {
             Ok(split) => split.and_then(|at| resource.get(..at)),
-            Err(e) => return Decision::invalid_request(resource_error_text(e)),
+            Err(e) => return Verdict::invalid(resource_error_code(e)),
         };
         let principal = request.principal();
 
@@ -772,13 +769,13 @@ impl Snapshot {
                         || role.flags & (DENY_DESCENDANT_RULES | DENY_EVERYTHING_RULES) != 0)
                     && let Some(hit) = self.find::<true>(role, &q)
                 {
-                    return Decision::explicit_deny(self.grant(hit));
+                    return Verdict::granted(EXPLICIT_DENY, hit);
                 }
             }
         }
 
         if any & SUPERUSER != 0 || self.superuser_by_attribute(principal) {
-            return Decision::superuser();
+            return Verdict::of(SUPERUSER_VERDICT);
         }
 
         let keyed = (q.resource.tables & ALLOW_EXACT) | (q.parent.tables & ALLOW_CHILDREN);
@@ -786,10 +783,10 @@ impl Snapshot {
             if (keyed != 0 || role.flags & (ALLOW_DESCENDANT_RULES | ALLOW_EVERYTHING_RULES) != 0)
                 && let Some(hit) = self.find::<false>(role, &q)
             {
-                return Decision::allow(self.grant(hit));
+                return Verdict::granted(ALLOW, hit);
             }
         }
-        Decision::no_match()
+        Verdict::of(NO_MATCH)
     }
 
     fn superuser_by_attribute(&self, principal: &Principal) -> bool {
@@ -870,20 +867,100 @@ impl Iterator for Held<'_> {
     }
 }
 
-fn resource_error_text(e: crate::pattern::ResourceError) -> &'static str {
+/// Why a request is not acceptable, by [`Verdict`] code.
+const INVALID_REASONS: [&str; 10] = [
+    "unknown action",
+    "the resource name is empty",
+    "the resource name is too long",
+    "the resource name has too many segments",
+    "the resource name has an empty segment",
+    "the resource name contains a control or invisible character",
+    "the resource name contains a `.` or `..` path component",
+    "the resource name contains a percent-encoded byte",
+    "a segment of the resource name has surrounding white space or a trailing `.`",
+    "the resource name is not in Unicode normalization form C",
+];
+
+const UNKNOWN_ACTION: u64 = 0;
+
+fn resource_error_code(e: crate::pattern::ResourceError) -> u64 {
     use crate::pattern::ResourceError as E;
     match e {
-        E::Empty => "the resource name is empty",
-        E::TooLong => "the resource name is too long",
-        E::TooManySegments => "the resource name has too many segments",
-        E::EmptySegment => "the resource name has an empty segment",
-        E::ControlCharacter => "the resource name contains a control or invisible character",
-        E::DotSegment => "the resource name contains a `.` or `..` path component",
-        E::PercentEncoded => "the resource name contains a percent-encoded byte",
-        E::Untrimmed => {
-            "a segment of the resource name has surrounding white space or a trailing `.`"
+        E::Empty => 1,
+        E::TooLong => 2,
+        E::TooManySegments => 3,
+        E::EmptySegment => 4,
+        E::ControlCharacter => 5,
+        E::DotSegment => 6,
+        E::PercentEncoded => 7,
+        E::Untrimmed => 8,
+        E::NotNfc => 9,
+    }
+}
+
+/// What a decision came to, in one word: its kind (low 3 bits), and the matching rule (high
+/// half) and inheritance path (bits 3 to 31) of a grant, or the code of an invalid request.
+/// One word leaves the thread-local snapshot cache in a register; a [`Decision`] returned
+/// from there was copied through memory in pieces of different widths, and its next reader
+/// stalled on store forwarding. Never zero, so that an `Option` or `Result` of it is one
+/// word too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verdict(std::num::NonZeroU64);
+
+const ALLOW: u64 = 1;
+const EXPLICIT_DENY: u64 = 2;
+const SUPERUSER_VERDICT: u64 = 3;
+const NO_MATCH: u64 = 4;
+const INVALID: u64 = 5;
+const KIND_BITS: u64 = 0b111;
+/// The largest inheritance path number a verdict can carry (29 bits).
+const MAX_PATH: u32 = (1 << 29) - 1;
+
+impl Verdict {
+    #[inline]
+    fn of(word: u64) -> Self {
+        Self(std::num::NonZeroU64::new(word).unwrap_or(std::num::NonZeroU64::MIN))
+    }
+
+    #[inline]
+    fn granted(kind: u64, hit: &Hit) -> Self {
+        Self::of(kind | (u64::from(hit.path()) << 3) | (u64::from(hit.rule) << 32))
+    }
+
+    #[inline]
+    fn invalid(code: u64) -> Self {
+        Self::of(INVALID | (code << 3))
+    }
+
+    /// Whether [`Verdict::into_decision`] needs the snapshot (to explain a grant).
+    #[inline]
+    pub(crate) fn needs_source(self) -> bool {
+        matches!(self.0.get() & KIND_BITS, ALLOW | EXPLICIT_DENY)
+    }
+
+    /// The explained decision; `source` is the snapshot that decided (required for a grant).
+    #[inline]
+    pub(crate) fn into_decision(self, source: Option<Arc<Snapshot>>) -> Decision {
+        let word = self.0.get();
+        let rule = (word >> 32) as u32;
+        let path = ((word >> 3) as u32) & MAX_PATH;
+        let grant = |source: Arc<Snapshot>| {
+            let source: Arc<dyn GrantSource> = source;
+            Grant::from_source(source, rule, path)
+        };
+        match (word & KIND_BITS, source) {
+            (ALLOW, Some(source)) => Decision::allow(grant(source)),
+            (EXPLICIT_DENY, Some(source)) => Decision::explicit_deny(grant(source)),
+            (SUPERUSER_VERDICT, _) => Decision::superuser(),
+            (NO_MATCH, _) => Decision::no_match(),
+            (INVALID, _) => Decision::invalid_request(
+                INVALID_REASONS
+                    .get(((word >> 3) & 0xf) as usize)
+                    .copied()
+                    .unwrap_or("invalid request"),
+            ),
+            _ => Decision::error("no snapshot to explain the decision"),
         }
-        E::NotNfc => "the resource name is not in Unicode normalization form C",
     }
 }
 

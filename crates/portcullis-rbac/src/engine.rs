@@ -266,43 +266,48 @@ impl RbacEngine {
 
 impl RbacEngine {
     /// Runs `f` on the current snapshot, from this thread's cache when no swap happened since
-    /// it was filled. `None` only if `f` could not be run at all, which cannot happen: `f` is
-    /// taken out of its slot immediately before it runs, on the fast or the slow path.
+    /// it was filled (a re-entrant call, from a clock that evaluates policies, or a call while
+    /// the thread is being torn down, loads the snapshot instead). `f` is called exactly once.
     #[inline]
-    fn with_snapshot<R>(&self, f: impl FnOnce(&Arc<Snapshot>) -> R) -> Option<R> {
+    fn with_snapshot<R>(&self, f: impl Fn(&Arc<Snapshot>) -> R) -> R {
         let generation = self.generation.load(Ordering::Acquire);
-        let mut pending = Some(f);
-        let fast = LAST_SNAPSHOT.try_with(|cell| {
-            // A re-entrant call (a clock that evaluates policies) finds the cell borrowed and
-            // takes the slow path below.
-            let mut slot = cell.try_borrow_mut().ok()?;
-            let fresh = slot
-                .as_ref()
-                .is_some_and(|c| c.engine == self.id && c.generation == generation);
-            if !fresh {
-                *slot = Some(Cached {
-                    engine: self.id,
-                    generation,
-                    snapshot: self.current.load_full(),
-                });
-            }
-            let snapshot = &slot.as_ref()?.snapshot;
-            let f = pending.take()?;
-            Some(f(snapshot))
-        });
-        if let Ok(Some(out)) = fast {
-            return Some(out);
-        }
-        let f = pending.take()?;
-        Some(f(&self.current.load_full()))
+        LAST_SNAPSHOT
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut slot) => {
+                    let fresh = slot
+                        .as_ref()
+                        .is_some_and(|c| c.engine == self.id && c.generation == generation);
+                    if !fresh {
+                        *slot = Some(Cached {
+                            engine: self.id,
+                            generation,
+                            snapshot: self.current.load_full(),
+                        });
+                    }
+                    match &*slot {
+                        Some(cached) => f(&cached.snapshot),
+                        None => f(&self.current.load_full()),
+                    }
+                }
+                Err(_) => f(&self.current.load_full()),
+            })
+            .unwrap_or_else(|_| f(&self.current.load_full()))
     }
 }
 
 impl PolicyEngine for RbacEngine {
     fn evaluate(&self, request: &AccessRequest<'_>) -> Decision {
         let clock = &self.clock;
-        self.with_snapshot(|snapshot| Snapshot::evaluate(snapshot, request, &|| clock.now()))
-            .unwrap_or_else(|| Decision::error("no policy snapshot"))
+        // The snapshot answers one word (see `Verdict`), and the explained decision is built
+        // here, in the caller's return slot.
+        let (verdict, source) = self.with_snapshot(|snapshot| {
+            let verdict = snapshot.verdict(request, &|| clock.now());
+            (
+                verdict,
+                verdict.needs_source().then(|| Arc::clone(snapshot)),
+            )
+        });
+        verdict.into_decision(source)
     }
 }
 
