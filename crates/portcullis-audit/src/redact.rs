@@ -89,10 +89,7 @@ impl Redactor {
     }
 
     fn value(&self, key: &str, value: &mut Value) {
-        let lower = key.to_ascii_lowercase();
-        // `*_id` names (`api_key_id`, `session_id`) are identifiers, not secrets.
-        let is_identifier = lower.ends_with("_id") || lower.ends_with("_ids") || lower == "jti";
-        if !is_identifier && SECRET_KEYS.iter().any(|s| lower.contains(s)) {
+        if names_a_secret(key) {
             *value = Value::String(REDACTED.to_owned());
             return;
         }
@@ -114,7 +111,7 @@ impl Redactor {
 
     /// Replaces secret-looking parts of a free-text value.
     fn scrub(&self, text: &mut String) {
-        if text.contains("PRIVATE KEY-----") {
+        if text.len() >= PEM_MARK.len() && text.contains(PEM_MARK) {
             *text = REDACTED.to_owned();
             return;
         }
@@ -145,9 +142,7 @@ impl Redactor {
     }
 
     fn needs_scrub(&self, text: &str) -> bool {
-        contains_ignore_case(text, "bearer ")
-            || contains_ignore_case(text, "basic ")
-            || contains_ignore_case(text, "apikey ")
+        has_credential_word(text.as_bytes())
             || text.contains("eyJ")
             || self
                 .api_key_prefixes
@@ -180,11 +175,45 @@ impl Redactor {
     }
 }
 
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+/// The end of a PEM private key's label.
+const PEM_MARK: &str = "PRIVATE KEY-----";
+
+/// Whether a metadata key names a secret (its lowercase form contains one of
+/// [`SECRET_KEYS`]), `*_id`, `*_ids` and `jti` excepted: identifiers (`api_key_id`,
+/// `session_id`), not secrets. Keys of up to 64 bytes are lowercased on the stack.
+fn names_a_secret(key: &str) -> bool {
+    let mut buffer = [0u8; 64];
+    let owned;
+    let lower: &str = match buffer.get_mut(..key.len()) {
+        Some(slot) => {
+            slot.copy_from_slice(key.as_bytes());
+            slot.make_ascii_lowercase();
+            // ASCII lowercasing keeps UTF-8 valid.
+            std::str::from_utf8(slot).unwrap_or_default()
+        }
+        None => {
+            owned = key.to_ascii_lowercase();
+            &owned
+        }
+    };
+    let is_identifier = lower.ends_with("_id") || lower.ends_with("_ids") || lower == "jti";
+    !is_identifier && SECRET_KEYS.iter().any(|s| lower.contains(s))
+}
+
+/// Whether `text` contains `bearer `, `basic ` or `apikey ` in any case: each space is
+/// checked for one of those words before it (one pass, no search per word).
+fn has_credential_word(text: &[u8]) -> bool {
+    text.iter().enumerate().any(|(i, b)| {
+        *b == b' '
+            && text.get(..i).is_some_and(|before| {
+                [&b"bearer"[..], b"basic", b"apikey"].iter().any(|word| {
+                    before.len() >= word.len()
+                        && before
+                            .get(before.len() - word.len()..)
+                            .is_some_and(|tail| tail.eq_ignore_ascii_case(word))
+                })
+            })
+    })
 }
 
 fn looks_like_jwt(text: &str) -> bool {
@@ -253,6 +282,44 @@ mod tests {
                 .unwrap()
                 .starts_with("curl token=[redacted]&x=1")
         );
+    }
+
+    /// The original formulations of the two checks, which the faster ones must match.
+    fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+        haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    }
+
+    fn names_a_secret_reference(key: &str) -> bool {
+        let lower = key.to_ascii_lowercase();
+        let is_identifier = lower.ends_with("_id") || lower.ends_with("_ids") || lower == "jti";
+        !is_identifier && SECRET_KEYS.iter().any(|s| lower.contains(s))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+
+        #[test]
+        fn credential_words_are_found_as_before(text in "([a-zA-Z ]{0,6}(bearer|BEARER|Basic|bAsIc|apikey|ApiKey|key|beare)[ :]?){0,4}[a-z ]{0,6}") {
+            let before = contains_ignore_case(&text, "bearer ")
+                || contains_ignore_case(&text, "basic ")
+                || contains_ignore_case(&text, "apikey ");
+            proptest::prop_assert_eq!(has_credential_word(text.as_bytes()), before, "{:?}", text);
+        }
+
+        #[test]
+        fn secret_keys_are_named_as_before(key in "([a-zA-Zé_]{0,5}(Password|token|SECRET|api_key|Cookie|session|_id|_ids|jti|JTI|pepper)){0,3}[a-z_]{0,4}") {
+            proptest::prop_assert_eq!(names_a_secret(&key), names_a_secret_reference(&key), "{:?}", key);
+        }
+    }
+
+    #[test]
+    fn long_metadata_keys_are_checked_too() {
+        let key = format!("{}_password", "x".repeat(80));
+        assert!(names_a_secret(&key));
+        assert!(!names_a_secret(&format!("{}_session_id", "x".repeat(80))));
     }
 
     #[test]
