@@ -105,8 +105,26 @@ fn reference(doc: &PolicyDocument, roles: &[String], action: &str, resource: &st
 
 // --- Generators ------------------------------------------------------------------------
 
+/// Short and long segments, so that names fall in every length class of the compiled
+/// engine's name tables (up to 7 bytes, 8 to 16, and longer).
 fn segment() -> impl Strategy<Value = String> {
-    prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(String::from)
+    prop_oneof![
+        Just("a"),
+        Just("b"),
+        Just("c"),
+        Just("objects"),
+        Just("a-rather-long-segment")
+    ]
+    .prop_map(String::from)
+}
+
+/// Role `i`'s name: short for even `i`, longer than 16 bytes for odd `i`.
+fn role_name(i: usize) -> String {
+    if i % 2 == 0 {
+        format!("r{i}")
+    } else {
+        format!("role-with-a-rather-long-name-{i}")
+    }
 }
 
 fn pattern() -> impl Strategy<Value = String> {
@@ -154,7 +172,7 @@ fn policy() -> impl Strategy<Value = PolicyDocument> {
                 let mut inherits: Vec<String> = parents
                     .into_iter()
                     .filter(|p| *p < i)
-                    .map(|p| format!("r{p}"))
+                    .map(role_name)
                     .collect();
                 inherits.sort();
                 inherits.dedup();
@@ -162,7 +180,7 @@ fn policy() -> impl Strategy<Value = PolicyDocument> {
                     permissions,
                     deny,
                     inherits,
-                    ..RoleDef::new(format!("r{i}"))
+                    ..RoleDef::new(role_name(i))
                 }
             })
             .collect();
@@ -176,14 +194,22 @@ fn policy() -> impl Strategy<Value = PolicyDocument> {
 
 fn resource() -> impl Strategy<Value = String> {
     proptest::collection::vec(
-        prop_oneof![Just("a"), Just("b"), Just("c"), Just("d")].prop_map(String::from),
+        prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("c"),
+            Just("d"),
+            Just("objects"),
+            Just("a-rather-long-segment")
+        ]
+        .prop_map(String::from),
         1..5,
     )
     .prop_map(|s| s.join(":"))
 }
 
 fn held_roles() -> impl Strategy<Value = Vec<String>> {
-    proptest::collection::vec((0usize..8).prop_map(|i| format!("r{i}")), 0..3)
+    proptest::collection::vec((0usize..8).prop_map(role_name), 0..3)
 }
 
 fn principal(roles: &[String]) -> Principal {
