@@ -120,7 +120,7 @@ fn segment() -> impl Strategy<Value = String> {
 
 /// Role `i`'s name: short for even `i`, longer than 16 bytes for odd `i`.
 fn role_name(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!("r{i}")
     } else {
         format!("role-with-a-rather-long-name-{i}")
