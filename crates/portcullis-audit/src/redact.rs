@@ -188,8 +188,11 @@ fn names_a_secret(key: &str) -> bool {
         Some(slot) => {
             slot.copy_from_slice(key.as_bytes());
             slot.make_ascii_lowercase();
-            // ASCII lowercasing keeps UTF-8 valid.
-            std::str::from_utf8(slot).unwrap_or_default()
+            // ASCII lowercasing keeps UTF-8 valid; were it not to, redact (fail closed).
+            match std::str::from_utf8(slot) {
+                Ok(lower) => lower,
+                Err(_) => return true,
+            }
         }
         None => {
             owned = key.to_ascii_lowercase();
