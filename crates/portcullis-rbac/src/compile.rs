@@ -6,11 +6,12 @@
 //! they match — an exact name, the children of a base (`a:*`), the descendants of a base
 //! (`a:**`), everything (`*`) — in hash tables shared by all roles and keyed by the pair of
 //! integers (role, name number). A decision looks the requested name and its parent up once
-//! each (one string comparison each), then probes, per role the principal holds, only the
-//! tables the name appears in, comparing integers: its cost depends on the number of roles the
-//! principal holds and the depth of the name, not on the number of rules or roles in the
+//! each (one comparison each, see `names`), then probes, per role the principal holds, only
+//! the tables the name appears in, comparing integers: its cost depends on the number of roles
+//! the principal holds and the depth of the name, not on the number of rules or roles in the
 //! policy. Nothing is allocated and nothing is locked; an allow costs one reference count
-//! increment (the explanation points into the snapshot).
+//! increment (the explanation points into the snapshot), and the answer leaves the snapshot as
+//! one word (a `Verdict`) from which the engine builds the explained `Decision`.
 
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ const INLINE_ROLES: usize = 8;
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     role: u32,
-    /// The name's number (see [`KeyInfo`]).
+    /// The name's number (see `Builder::key`).
     key: u32,
     extra_start: u32,
     extra_len: u32,
@@ -99,15 +100,6 @@ const DENY_BITS: ModeBits = ModeBits {
     children: DENY_CHILDREN,
     descendants: DENY_DESCENDANTS,
 };
-
-/// A name being interned: where its text is in `Builder::keys`, and the tables it appears in
-/// (a name no rule mentions is not interned, so a question about it probes nothing).
-#[derive(Debug, Clone, Copy)]
-struct KeyInfo {
-    start: u32,
-    len: u32,
-    tables: TableBits,
-}
 
 /// A name of the question, looked up among the interned names.
 #[derive(Debug, Clone, Copy)]
@@ -200,8 +192,9 @@ fn mix(key: u32, role: u32) -> u64 {
 type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 struct Builder<'p> {
-    keys: String,
-    key_info: Vec<KeyInfo>,
+    /// The interned names in number order, each with the tables it appears in (a name no
+    /// rule mentions is not interned, so a question about it probes nothing).
+    keys: Vec<(&'p str, TableBits)>,
     key_index: FastMap<&'p str, u32>,
     /// Extra hits per entry while building, keyed by (table id, entry slot in `pending`).
     pending: Vec<Vec<Hit>>,
@@ -211,18 +204,13 @@ impl<'p> Builder<'p> {
     /// The number of `key`, interned on first sight, marked as appearing in `table`.
     fn key(&mut self, key: &'p str, table: TableBits) -> Result<u32, TooLarge> {
         if let Some(id) = self.key_index.get(key) {
-            if let Some(info) = self.key_info.get_mut(*id as usize) {
-                info.tables |= table;
+            if let Some((_, tables)) = self.keys.get_mut(*id as usize) {
+                *tables |= table;
             }
             return Ok(*id);
         }
-        let id = u32_of(self.key_info.len())?;
-        self.key_info.push(KeyInfo {
-            start: u32_of(self.keys.len())?,
-            len: u32_of(key.len())?,
-            tables: table,
-        });
-        self.keys.push_str(key);
+        let id = u32_of(self.keys.len())?;
+        self.keys.push((key, table));
         self.key_index.insert(key, id);
         Ok(id)
     }
@@ -286,8 +274,7 @@ impl Snapshot {
     pub(crate) fn compile(policy: Arc<Policy>) -> Result<Self, TooLarge> {
         let policy_ref: &Policy = &policy;
         let mut builder = Builder {
-            keys: String::new(),
-            key_info: Vec::new(),
+            keys: Vec::new(),
             key_index: FastMap::default(),
             pending: Vec::new(),
         };
@@ -473,7 +460,6 @@ impl Snapshot {
         let extra = builder.finish([&mut allow, &mut deny])?;
         let Builder {
             keys,
-            key_info,
             key_index,
             pending,
         } = builder;
@@ -482,11 +468,8 @@ impl Snapshot {
         let too_large = |_| TooLarge;
         let key_names = NameTable::build(
             hasher,
-            key_info.iter().map(|k| {
-                let start = k.start as usize;
-                let text = keys.get(start..start + k.len as usize).unwrap_or_default();
-                (text, u32::from(k.tables))
-            }),
+            keys.iter()
+                .map(|(name, tables)| (*name, u32::from(*tables))),
         )
         .map_err(too_large)?;
         drop(keys);
