@@ -11,7 +11,7 @@ use portcullis_core::{
     AccessRequest, Clock, Decision, PolicyEngine, Principal, RequestContext, SystemClock,
 };
 
-use crate::compile::{Snapshot, TooLarge};
+use crate::compile::{Snapshot, TooLarge, Verdict};
 use crate::filter::{Permitted, permitted};
 use crate::validate::{Policy, PolicyError, ValidationReport};
 
@@ -265,48 +265,51 @@ impl RbacEngine {
 }
 
 impl RbacEngine {
-    /// Runs `f` on the current snapshot, from this thread's cache when no swap happened since
-    /// it was filled (a re-entrant call, from a clock that evaluates policies, or a call while
-    /// the thread is being torn down, loads the snapshot instead). `f` is called exactly once.
-    #[inline]
-    fn with_snapshot<R>(&self, f: impl Fn(&Arc<Snapshot>) -> R) -> R {
-        let generation = self.generation.load(Ordering::Acquire);
-        LAST_SNAPSHOT
-            .try_with(|cell| match cell.try_borrow_mut() {
-                Ok(mut slot) => {
-                    let fresh = slot
-                        .as_ref()
-                        .is_some_and(|c| c.engine == self.id && c.generation == generation);
-                    if !fresh {
-                        *slot = Some(Cached {
-                            engine: self.id,
-                            generation,
-                            snapshot: self.current.load_full(),
-                        });
-                    }
-                    match &*slot {
-                        Some(cached) => f(&cached.snapshot),
-                        None => f(&self.current.load_full()),
-                    }
-                }
-                Err(_) => f(&self.current.load_full()),
-            })
-            .unwrap_or_else(|_| f(&self.current.load_full()))
+    /// Decides on a snapshot loaded from the engine, and leaves it in this thread's cache
+    /// (unless the cache is in use: a re-entrant call, from a clock that evaluates policies,
+    /// or a call while the thread is being torn down).
+    #[cold]
+    #[inline(never)]
+    fn verdict_uncached(
+        &self,
+        request: &AccessRequest<'_>,
+        generation: u64,
+    ) -> (Verdict, Option<Arc<Snapshot>>) {
+        let snapshot = self.current.load_full();
+        let _ = LAST_SNAPSHOT.try_with(|cell| {
+            if let Ok(mut slot) = cell.try_borrow_mut() {
+                *slot = Some(Cached {
+                    engine: self.id,
+                    generation,
+                    snapshot: Arc::clone(&snapshot),
+                });
+            }
+        });
+        let verdict = snapshot.verdict(request, &|| self.clock.now());
+        (verdict, verdict.needs_source().then_some(snapshot))
     }
 }
 
 impl PolicyEngine for RbacEngine {
     fn evaluate(&self, request: &AccessRequest<'_>) -> Decision {
-        let clock = &self.clock;
+        // One atomic load (of the generation) when this thread's cached snapshot is current.
         // The snapshot answers one word (see `Verdict`), and the explained decision is built
         // here, in the caller's return slot.
-        let (verdict, source) = self.with_snapshot(|snapshot| {
-            let verdict = snapshot.verdict(request, &|| clock.now());
-            (
-                verdict,
-                verdict.needs_source().then(|| Arc::clone(snapshot)),
-            )
-        });
+        let generation = self.generation.load(Ordering::Acquire);
+        let cached = LAST_SNAPSHOT
+            .try_with(|cell| {
+                let slot = cell.try_borrow().ok()?;
+                let cached = slot
+                    .as_ref()
+                    .filter(|c| c.engine == self.id && c.generation == generation)?;
+                let snapshot = &cached.snapshot;
+                let verdict = snapshot.verdict(request, &|| self.clock.now());
+                Some((verdict, verdict.needs_source().then(|| Arc::clone(snapshot))))
+            })
+            .ok()
+            .flatten();
+        let (verdict, source) =
+            cached.unwrap_or_else(|| self.verdict_uncached(request, generation));
         verdict.into_decision(source)
     }
 }
