@@ -1,17 +1,18 @@
 //! The compiled, immutable snapshot of a policy and the decision procedure.
 //!
 //! Inheritance is flattened: every role's table holds its own rules and those of all its
-//! ancestors. Every name a rule mentions (an exact name, the base of `a:*` or `a:**`) is
-//! interned once with a number and the set of tables it appears in. Rules are indexed by what
-//! they match — an exact name, the children of a base (`a:*`), the descendants of a base
-//! (`a:**`), everything (`*`) — in hash tables shared by all roles and keyed by the pair of
-//! integers (role, name number). A decision looks the requested name and its parent up once
-//! each (one comparison each, see `names`), then probes, per role the principal holds, only
-//! the tables the name appears in, comparing integers: its cost depends on the number of roles
-//! the principal holds and the depth of the name, not on the number of rules or roles in the
-//! policy. Nothing is allocated and nothing is locked; an allow costs one reference count
-//! increment (the explanation points into the snapshot), and the answer leaves the snapshot as
-//! one word (a `Verdict`) from which the engine builds the explained `Decision`.
+//! ancestors. Rules are indexed by what they match — an exact name, the children of a base
+//! (`a:*`), the descendants of a base (`a:**`), everything (`*`) — in hash tables shared by
+//! all roles and keyed by (role, name), hashed from the name's seeded hash. Every name a rule
+//! mentions is numbered once; an entry keeps the number and is confirmed by comparing the
+//! name (two words for a name of up to 16 bytes, see `names`). A decision hashes the requested
+//! name and its parent once each, reads from a small filter which tables each may appear in,
+//! then probes, per role the principal holds, only those tables: its cost depends on the
+//! number of roles the principal holds and the depth of the name, not on the number of rules
+//! or roles in the policy. Nothing is allocated and nothing is locked; an allow costs one
+//! reference count increment (the explanation points into the snapshot), and the answer
+//! leaves the snapshot as one word (a `Verdict`) from which the engine builds the explained
+//! `Decision`.
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use time::OffsetDateTime;
 
 use crate::action::{ActionSet, ActionVocabulary};
 use crate::condition::{Condition, Truth};
-use crate::names::{NOT_FOUND, NameHasher, NameTable, ShortList};
+use crate::names::{BitsFilter, NOT_FOUND, NameHasher, NameList, NameTable, ShortList, Sought};
 use crate::pattern::{PatternKind, check_resource_and_split};
 use crate::validate::{Policy, ancestors};
 
@@ -101,18 +102,13 @@ const DENY_BITS: ModeBits = ModeBits {
     descendants: DENY_DESCENDANTS,
 };
 
-/// A name of the question, looked up among the interned names.
+/// A name of the question: its hash and words, and the tables it may appear in (from the
+/// snapshot's filter: every table it does appear in, and maybe others).
 #[derive(Debug, Clone, Copy)]
-struct Key {
-    id: u32,
+struct Name<'q> {
+    sought: Sought<'q>,
     tables: TableBits,
 }
-
-/// A name no rule mentions: in no table.
-const NO_KEY: Key = Key {
-    id: u32::MAX,
-    tables: 0,
-};
 
 #[derive(Debug)]
 struct CompiledRole {
@@ -160,8 +156,11 @@ pub(crate) struct Snapshot {
     roles: Vec<CompiledRole>,
     allow: Tables,
     deny: Tables,
-    /// Interned names to their numbers, with the tables they appear in.
-    key_names: NameTable,
+    /// The interned names, by number (entries are verified against them).
+    key_names: NameList,
+    /// Which tables the interned names appear in, by hash.
+    key_filter: BitsFilter,
+    hasher: NameHasher,
     /// Action names, in the vocabulary's order (their bit numbers).
     action_names: ShortList,
     extra: Vec<Hit>,
@@ -182,19 +181,20 @@ fn u32_of(n: usize) -> Result<u32, TooLarge> {
     u32::try_from(n).map_err(|_| TooLarge)
 }
 
-/// The hash of a (name number, role) pair.
+/// The hash of a (name, role) pair, from the name's hash.
 #[inline]
-fn mix(key: u32, role: u32) -> u64 {
-    let folded = ((u64::from(key) << 32) | u64::from(role)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+fn mix(name_hash: u64, role: u32) -> u64 {
+    let folded = (name_hash ^ u64::from(role)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     folded ^ (folded >> 29)
 }
 
 type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 struct Builder<'p> {
-    /// The interned names in number order, each with the tables it appears in (a name no
-    /// rule mentions is not interned, so a question about it probes nothing).
-    keys: Vec<(&'p str, TableBits)>,
+    hasher: NameHasher,
+    /// The interned names in number order, each with its hash and the tables it appears in
+    /// (a name no rule mentions is not interned).
+    keys: Vec<(&'p str, u64, TableBits)>,
     key_index: FastMap<&'p str, u32>,
     /// Extra hits per entry while building, keyed by (table id, entry slot in `pending`).
     pending: Vec<Vec<Hit>>,
@@ -204,13 +204,14 @@ impl<'p> Builder<'p> {
     /// The number of `key`, interned on first sight, marked as appearing in `table`.
     fn key(&mut self, key: &'p str, table: TableBits) -> Result<u32, TooLarge> {
         if let Some(id) = self.key_index.get(key) {
-            if let Some((_, tables)) = self.keys.get_mut(*id as usize) {
+            if let Some((_, _, tables)) = self.keys.get_mut(*id as usize) {
                 *tables |= table;
             }
             return Ok(*id);
         }
         let id = u32_of(self.keys.len())?;
-        self.keys.push((key, table));
+        self.keys
+            .push((key, self.hasher.hash(key.as_bytes()), table));
         self.key_index.insert(key, id);
         Ok(id)
     }
@@ -224,7 +225,8 @@ impl<'p> Builder<'p> {
         role: u32,
         hit: Hit,
     ) -> Result<(), TooLarge> {
-        let hash = mix(key, role);
+        let name_hash = |key: u32| self.keys.get(key as usize).map_or(0, |k| k.1);
+        let hash = mix(name_hash(key), role);
         if let Some(existing) = table.find_mut(hash, |e| e.role == role && e.key == key) {
             // `extra_start` indexes `pending` while building.
             if existing.extra_len == 0 {
@@ -244,7 +246,7 @@ impl<'p> Builder<'p> {
             extra_len: 0,
             first: hit,
         };
-        table.insert_unique(hash, entry, |e| mix(e.key, e.role));
+        table.insert_unique(hash, entry, |e| mix(name_hash(e.key), e.role));
         Ok(())
     }
 
@@ -273,7 +275,9 @@ impl<'p> Builder<'p> {
 impl Snapshot {
     pub(crate) fn compile(policy: Arc<Policy>) -> Result<Self, TooLarge> {
         let policy_ref: &Policy = &policy;
+        let hasher = NameHasher::new();
         let mut builder = Builder {
+            hasher,
             keys: Vec::new(),
             key_index: FastMap::default(),
             pending: Vec::new(),
@@ -462,16 +466,15 @@ impl Snapshot {
             keys,
             key_index,
             pending,
+            ..
         } = builder;
         drop((key_index, pending));
-        let hasher = NameHasher::new();
         let too_large = |_| TooLarge;
-        let key_names = NameTable::build(
-            hasher,
-            keys.iter()
-                .map(|(name, tables)| (*name, u32::from(*tables))),
-        )
-        .map_err(too_large)?;
+        let mut key_names = NameList::default();
+        for (name, _, _) in &keys {
+            key_names.push(name).map_err(too_large)?;
+        }
+        let key_filter = BitsFilter::build(keys.iter().map(|(_, hash, tables)| (*hash, *tables)));
         drop(keys);
         let action_names = ShortList::new(policy.vocabulary.names().iter().map(String::as_str));
         let role_names = NameTable::build(hasher, roles.iter().map(|r| (&*r.name, r.flags)))
@@ -492,6 +495,8 @@ impl Snapshot {
             allow,
             deny,
             key_names,
+            key_filter,
+            hasher,
             action_names,
             extra,
             rules,
@@ -518,18 +523,14 @@ impl Snapshot {
         Some(HeldRole { index, flags })
     }
 
-    /// The interned name `name`, if any rule mentions it.
+    /// `name` with its hash, and the tables it may appear in.
     #[inline]
-    fn key(&self, name: &str) -> Option<Key> {
-        let found = self.key_names.get_packed(name.as_bytes());
-        if found == NOT_FOUND {
-            return None;
+    fn name<'q>(&self, name: &'q str) -> Name<'q> {
+        let sought = self.hasher.sought(name.as_bytes());
+        Name {
+            sought,
+            tables: self.key_filter.get(sought.hash),
         }
-        let (id, tables) = (found as u32, (found >> 32) as u32);
-        Some(Key {
-            id,
-            tables: tables as TableBits,
-        })
     }
 
     #[inline]
@@ -566,11 +567,13 @@ impl Snapshot {
     fn probe<'s, const DENY: bool>(
         &'s self,
         table: &'s HashTable<Entry>,
-        key: u32,
+        name: &Sought<'_>,
         role: u32,
         q: &Question<'_>,
     ) -> Option<&'s Hit> {
-        let entry = table.find(mix(key, role), |e| e.role == role && e.key == key)?;
+        let entry = table.find(mix(name.hash, role), |e| {
+            e.role == role && self.key_names.is(e.key, name)
+        })?;
         if self.applies::<DENY>(&entry.first, q) {
             return Some(&entry.first);
         }
@@ -607,12 +610,12 @@ impl Snapshot {
             )
         };
         if q.resource.tables & bits.exact != 0
-            && let Some(hit) = self.probe::<DENY>(&tables.exact, q.resource.id, role.index, q)
+            && let Some(hit) = self.probe::<DENY>(&tables.exact, &q.resource.sought, role.index, q)
         {
             return Some(hit);
         }
         if q.parent.tables & bits.children != 0
-            && let Some(hit) = self.probe::<DENY>(&tables.children, q.parent.id, role.index, q)
+            && let Some(hit) = self.probe::<DENY>(&tables.children, &q.parent.sought, role.index, q)
         {
             return Some(hit);
         }
@@ -644,15 +647,17 @@ impl Snapshot {
     ) -> Option<&'s Hit> {
         let (parent_name, _) = rsplit_colon(q.name)?;
         if q.parent.tables & bits.descendants != 0
-            && let Some(hit) = self.probe::<DENY>(&tables.descendants, q.parent.id, role_index, q)
+            && let Some(hit) =
+                self.probe::<DENY>(&tables.descendants, &q.parent.sought, role_index, q)
         {
             return Some(hit);
         }
         let mut rest = parent_name;
         while let Some((ancestor, _)) = rsplit_colon(rest) {
-            if let Some(key) = self.key(ancestor)
-                && key.tables & bits.descendants != 0
-                && let Some(hit) = self.probe::<DENY>(&tables.descendants, key.id, role_index, q)
+            let name = self.name(ancestor);
+            if name.tables & bits.descendants != 0
+                && let Some(hit) =
+                    self.probe::<DENY>(&tables.descendants, &name.sought, role_index, q)
             {
                 return Some(hit);
             }
@@ -737,8 +742,14 @@ impl Snapshot {
         let q = Question {
             wanted: wanted.bits(),
             name: resource,
-            resource: self.key(resource).unwrap_or(NO_KEY),
-            parent: parent.and_then(|parent| self.key(parent)).unwrap_or(NO_KEY),
+            resource: self.name(resource),
+            parent: match parent {
+                Some(parent) => self.name(parent),
+                None => Name {
+                    sought: self.hasher.sought(b""),
+                    tables: 0,
+                },
+            },
             env: &env,
         };
 
@@ -791,6 +802,7 @@ impl Snapshot {
         tables
             + extra
             + self.key_names.heap_size()
+            + self.key_filter.heap_size()
             + self.action_names.heap_size()
             + self.texts.capacity()
             + self.rules.capacity() * size_of::<RuleInfo>()
@@ -822,10 +834,10 @@ struct Question<'q> {
     wanted: u64,
     /// The requested name.
     name: &'q str,
-    /// The requested name among the interned ones ([`NO_KEY`] when no rule mentions it).
-    resource: Key,
-    /// Its parent (the name up to its last `:`) among the interned ones, or [`NO_KEY`].
-    parent: Key,
+    /// The requested name.
+    resource: Name<'q>,
+    /// Its parent (the name up to its last `:`; in no table when it has none).
+    parent: Name<'q>,
     env: &'q Env<'q>,
 }
 

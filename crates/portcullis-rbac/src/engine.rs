@@ -304,7 +304,10 @@ impl PolicyEngine for RbacEngine {
                     .filter(|c| c.engine == self.id && c.generation == generation)?;
                 let snapshot = &cached.snapshot;
                 let verdict = snapshot.verdict(request, &|| self.clock.now());
-                Some((verdict, verdict.needs_source().then(|| Arc::clone(snapshot))))
+                Some((
+                    verdict,
+                    verdict.needs_source().then(|| Arc::clone(snapshot)),
+                ))
             })
             .ok()
             .flatten();

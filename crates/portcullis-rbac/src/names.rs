@@ -277,6 +277,135 @@ impl NameTable {
     }
 }
 
+/// A name being looked for: its seeded hash and the [`words`] it is compared by (a name of up
+/// to 16 bytes), or its bytes (a longer one).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sought<'a> {
+    /// The name's hash (see [`NameHasher`]).
+    pub(crate) hash: u64,
+    a: u64,
+    b: u64,
+    name: &'a [u8],
+}
+
+impl NameHasher {
+    /// The hash and words of `name`, computed once for every table it is looked for in.
+    #[inline]
+    pub(crate) fn sought<'a>(&self, name: &'a [u8]) -> Sought<'a> {
+        match words(name) {
+            Some((a, b)) => Sought {
+                hash: self.hash_words(a, b, name.len()),
+                a,
+                b,
+                name,
+            },
+            None => Sought {
+                hash: self.hash_long(name),
+                a: 0,
+                b: 0,
+                name,
+            },
+        }
+    }
+}
+
+/// Distinct names by number, compared with a [`Sought`] name: two words and the length for a
+/// name of up to 16 bytes, the text for a longer one.
+#[derive(Debug, Default)]
+pub(crate) struct NameList {
+    names: Vec<NameInfo>,
+    /// The text of the names longer than 16 bytes.
+    text: String,
+}
+
+impl NameList {
+    /// Adds `name` (the caller keeps names distinct) and returns its number.
+    pub(crate) fn push(&mut self, name: &str) -> Result<u32, TooManyNames> {
+        let id = u32::try_from(self.names.len()).map_err(|_| TooManyNames)?;
+        let (a, b) = match words(name.as_bytes()) {
+            Some(words) => words,
+            None => {
+                let start = self.text.len() as u64;
+                self.text.push_str(name);
+                (start, 0)
+            }
+        };
+        self.names.push(NameInfo {
+            a,
+            b,
+            len: u32::try_from(name.len()).map_err(|_| TooManyNames)?,
+            value: 0,
+        });
+        Ok(id)
+    }
+
+    /// Whether the name numbered `id` is `sought`.
+    #[inline]
+    pub(crate) fn is(&self, id: u32, sought: &Sought<'_>) -> bool {
+        let Some(info) = self.names.get(id as usize) else {
+            return false;
+        };
+        if info.len as usize != sought.name.len() {
+            return false;
+        }
+        if sought.name.len() <= 16 {
+            return info.a == sought.a && info.b == sought.b;
+        }
+        let start = info.a as usize;
+        self.text.as_bytes().get(start..start + sought.name.len()) == Some(sought.name)
+    }
+
+    /// Approximate heap size in bytes.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.names.capacity() * size_of::<NameInfo>() + self.text.capacity()
+    }
+}
+
+/// For every bucket of name hashes, the union of a small set of bits (which tables the names
+/// of that bucket appear in): a filter with false positives only, at most one in eight buckets
+/// used, read with one byte load.
+#[derive(Debug)]
+pub(crate) struct BitsFilter {
+    buckets: Box<[u8]>,
+    mask: usize,
+}
+
+impl BitsFilter {
+    /// A filter over `entries` (hash, bits).
+    pub(crate) fn build(entries: impl ExactSizeIterator<Item = (u64, u8)>) -> Self {
+        let len = entries.len().saturating_mul(8).next_power_of_two().max(64);
+        let mut buckets = vec![0u8; len].into_boxed_slice();
+        let mask = len - 1;
+        for (hash, bits) in entries {
+            if let Some(bucket) = buckets.get_mut(Self::bucket(hash) & mask) {
+                *bucket |= bits;
+            }
+        }
+        Self { buckets, mask }
+    }
+
+    /// The high half of the hash picks the bucket (the low half places entries in tables).
+    #[inline]
+    fn bucket(hash: u64) -> usize {
+        (hash >> 32) as usize
+    }
+
+    /// The bits of the bucket of `hash`: every bit of every name with this hash, and maybe
+    /// more.
+    #[inline]
+    pub(crate) fn get(&self, hash: u64) -> u8 {
+        self.buckets
+            .get(Self::bucket(hash) & self.mask)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Approximate heap size in bytes.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
 /// A few names (an action vocabulary) looked up by a linear scan of their [`words`]; names
 /// longer than 16 bytes are compared as text.
 #[derive(Debug)]

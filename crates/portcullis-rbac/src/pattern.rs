@@ -108,8 +108,20 @@ pub fn check_resource(name: &str) -> Result<(), ResourceError> {
 
 /// [`check_resource`], also giving the position of the last `:` (where the parent name ends),
 /// found by the same pass for plain names.
-#[inline]
+#[inline(always)]
 pub(crate) fn check_resource_and_split(name: &str) -> Result<Option<usize>, ResourceError> {
+    if name.len() <= MAX_RESOURCE_LEN
+        && let Some(split) = plain_split(name.as_bytes())
+    {
+        return Ok(split);
+    }
+    check_resource_in_full(name)
+}
+
+/// The whole check, for a name that is not plain (or too long for the plain path to look at).
+#[cold]
+#[inline(never)]
+fn check_resource_in_full(name: &str) -> Result<Option<usize>, ResourceError> {
     if name.is_empty() {
         return Err(ResourceError::Empty);
     }
@@ -117,9 +129,6 @@ pub(crate) fn check_resource_and_split(name: &str) -> Result<Option<usize>, Reso
         return Err(ResourceError::TooLong);
     }
     let bytes = name.as_bytes();
-    if let Some(split) = plain_split(bytes) {
-        return Ok(split);
-    }
     if name.is_ascii() {
         check_ascii(bytes)?;
     } else {
@@ -146,24 +155,26 @@ static PLAIN: [bool; 256] = {
 
 /// The common case, decided in one table load per byte: segments of [`PLAIN`] bytes separated
 /// by single `:`, none empty, at most [`MAX_SEGMENTS`]. `Some` with the position of the last
-/// `:` (if any) for such a name; `None` when anything else must take the full check.
-#[inline]
+/// `:` (if any) for such a name; `None` when anything else must take the full check. The loop
+/// carries where the current segment starts rather than a flag, so a plain byte costs a load,
+/// a test and the loop's own count.
+#[inline(always)]
 fn plain_split(bytes: &[u8]) -> Option<Option<usize>> {
     let mut separators = 0usize;
     let mut last: Option<usize> = None;
-    let mut after_separator = true;
+    let mut segment_start = 0usize;
     for (i, &b) in bytes.iter().enumerate() {
         if PLAIN.get(usize::from(b)).copied().unwrap_or(false) {
-            after_separator = false;
-        } else if b == b':' && !after_separator {
-            separators += 1;
-            last = Some(i);
-            after_separator = true;
-        } else {
+            continue;
+        }
+        if b != b':' || i == segment_start {
             return None;
         }
+        separators += 1;
+        last = Some(i);
+        segment_start = i + 1;
     }
-    (!after_separator && separators < MAX_SEGMENTS).then_some(last)
+    (segment_start < bytes.len() && separators < MAX_SEGMENTS).then_some(last)
 }
 
 /// Byte classes for the ASCII pass: 0 ordinary, 1 control (and, unused, non-ASCII), 2 `:`,
@@ -443,6 +454,25 @@ impl<'de> Deserialize<'de> for ResourcePattern {
 mod tests {
     use super::*;
 
+    /// The plain check as first written, kept to test the current one against.
+    fn plain_split_with_flag(bytes: &[u8]) -> Option<Option<usize>> {
+        let mut separators = 0usize;
+        let mut last: Option<usize> = None;
+        let mut after_separator = true;
+        for (i, &b) in bytes.iter().enumerate() {
+            if PLAIN[usize::from(b)] {
+                after_separator = false;
+            } else if b == b':' && !after_separator {
+                separators += 1;
+                last = Some(i);
+                after_separator = true;
+            } else {
+                return None;
+            }
+        }
+        (!after_separator && separators < MAX_SEGMENTS).then_some(last)
+    }
+
     #[test]
     fn canonical_names() {
         for ok in [
@@ -515,6 +545,14 @@ mod tests {
             if let Ok(split) = check_resource_and_split(&name) {
                 proptest::prop_assert_eq!(split, name.rfind(':'));
             }
+            proptest::prop_assert_eq!(plain_split(name.as_bytes()), plain_split_with_flag(name.as_bytes()), "{:?}", name);
+        }
+
+        /// The plain check agrees with its former formulation (a flag for "just after a
+        /// separator") on names with separators anywhere: doubled, leading, trailing, many.
+        #[test]
+        fn plain_check_agrees_with_former_formulation(name in "[a-z0-9:_\\-]{0,70}|[a:]{0,70}|[a:.%\\x00\\x80-\\xff]{0,20}") {
+            proptest::prop_assert_eq!(plain_split(name.as_bytes()), plain_split_with_flag(name.as_bytes()), "{:?}", name);
         }
 
         #[test]
