@@ -562,8 +562,10 @@ impl Snapshot {
         }
     }
 
-    /// The first applicable hit of `role` in `table` for the name numbered `key`.
-    #[inline]
+    /// The first applicable hit of `role` in `table` for `name`. Inlined: the table probe,
+    /// and the entry's first hit when it is unconditioned; conditions and further hits out of
+    /// line.
+    #[inline(always)]
     fn probe<'s, const DENY: bool>(
         &'s self,
         table: &'s HashTable<Entry>,
@@ -574,6 +576,25 @@ impl Snapshot {
         let entry = table.find(mix(name.hash, role), |e| {
             e.role == role && self.key_names.is(e.key, name)
         })?;
+        let first = &entry.first;
+        if !first.conditional() {
+            if first.actions & q.wanted != 0 {
+                return Some(first);
+            }
+            if entry.extra_len == 0 {
+                return None;
+            }
+        }
+        self.applicable_in::<DENY>(entry, q)
+    }
+
+    /// The first applicable hit of an entry (see [`Snapshot::probe`]).
+    #[inline(never)]
+    fn applicable_in<'s, const DENY: bool>(
+        &'s self,
+        entry: &'s Entry,
+        q: &Question<'_>,
+    ) -> Option<&'s Hit> {
         if self.applies::<DENY>(&entry.first, q) {
             return Some(&entry.first);
         }
