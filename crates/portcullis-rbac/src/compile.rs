@@ -687,24 +687,6 @@ impl Snapshot {
         None
     }
 
-    /// The principal's known roles (or the default role when it holds none), in its order.
-    #[inline]
-    fn held<'a>(
-        &'a self,
-        principal: &'a Principal,
-        inline: &'a [HeldRole],
-        overflow: bool,
-    ) -> Held<'a> {
-        if overflow {
-            Held::Names {
-                names: principal.roles().iter(),
-                snapshot: self,
-            }
-        } else {
-            Held::Inline(inline.iter())
-        }
-    }
-
     #[inline(always)]
     /// Decides `request`; see [`Verdict::into_decision`] for the explained [`Decision`].
     pub(crate) fn verdict(
@@ -725,36 +707,6 @@ impl Snapshot {
             Err(e) => return Verdict::invalid(resource_error_code(e)),
         };
         let principal = request.principal();
-
-        // Resolve the held roles once (inline for up to INLINE_ROLES of them).
-        let mut inline = [HeldRole::default(); INLINE_ROLES];
-        let mut count = 0usize;
-        let mut overflow = false;
-        let mut any = 0;
-        let mut note = |role: HeldRole| {
-            any |= role.flags;
-            match inline.get_mut(count) {
-                Some(slot) => {
-                    *slot = role;
-                    count += 1;
-                }
-                None => overflow = true,
-            }
-        };
-        let names = principal.roles();
-        if names.is_empty() {
-            if let Some(role) = self.default_role {
-                note(role);
-            }
-        } else {
-            for name in names {
-                if let Some(role) = self.held_role(name) {
-                    note(role);
-                }
-            }
-        }
-        let held = inline.get(..count).unwrap_or_default();
-
         let env = Env {
             principal,
             context: request.context(),
@@ -774,29 +726,84 @@ impl Snapshot {
             env: &env,
         };
 
+        // The held roles (or the default role when the principal holds none), resolved once
+        // into a slice: one role without a loop, up to INLINE_ROLES in an array, more by name
+        // again for each pass (out of line).
+        let names = principal.roles();
+        let one;
+        let mut inline = [HeldRole::default(); INLINE_ROLES];
+        let held: &[HeldRole] = match names {
+            [] => match &self.default_role {
+                Some(role) => std::slice::from_ref(role),
+                None => &[],
+            },
+            [name] => match self.held_role(name) {
+                Some(role) => {
+                    one = role;
+                    std::slice::from_ref(&one)
+                }
+                None => &[],
+            },
+            _ if names.len() <= INLINE_ROLES => {
+                let mut count = 0;
+                for name in names {
+                    if let Some(role) = self.held_role(name)
+                        && let Some(slot) = inline.get_mut(count)
+                    {
+                        *slot = role;
+                        count += 1;
+                    }
+                }
+                inline.get(..count).unwrap_or_default()
+            }
+            _ => return self.decide_by_names(names, &q),
+        };
+        let any = held.iter().fold(0, |any, role| any | role.flags);
+        self.decide(held.iter().copied(), any, &q)
+    }
+
+    /// [`Snapshot::decide`] for a principal with more than `INLINE_ROLES` roles: each pass
+    /// resolves the names again (nothing is allocated).
+    #[cold]
+    #[inline(never)]
+    fn decide_by_names(&self, names: &[String], q: &Question<'_>) -> Verdict {
+        let held = names.iter().filter_map(|name| self.held_role(name));
+        let any = held.clone().fold(0, |any, role| any | role.flags);
+        self.decide(held, any, q)
+    }
+
+    /// The decision for the held roles (`any`: the union of their flags): an explicit deny
+    /// from any of them, else the superuser, else the first allow in the principal's order.
+    #[inline(always)]
+    fn decide(
+        &self,
+        held: impl Iterator<Item = HeldRole> + Clone,
+        any: RoleFlags,
+        q: &Question<'_>,
+    ) -> Verdict {
         if any & HAS_DENY != 0 {
             // Whether the names appear in a deny table; a role's `*` and `a:**` deny rules are
             // looked at whatever the names.
             let keyed = (q.resource.tables & DENY_EXACT) | (q.parent.tables & DENY_CHILDREN);
-            for role in self.held(principal, held, overflow) {
+            for role in held.clone() {
                 if role.flags & HAS_DENY != 0
                     && (keyed != 0
                         || role.flags & (DENY_DESCENDANT_RULES | DENY_EVERYTHING_RULES) != 0)
-                    && let Some(hit) = self.find::<true>(role, &q)
+                    && let Some(hit) = self.find::<true>(role, q)
                 {
                     return Verdict::granted(EXPLICIT_DENY, hit);
                 }
             }
         }
 
-        if any & SUPERUSER != 0 || self.superuser_by_attribute(principal) {
+        if any & SUPERUSER != 0 || self.superuser_by_attribute(q.env.principal) {
             return Verdict::of(SUPERUSER_VERDICT);
         }
 
         let keyed = (q.resource.tables & ALLOW_EXACT) | (q.parent.tables & ALLOW_CHILDREN);
-        for role in self.held(principal, held, overflow) {
+        for role in held {
             if (keyed != 0 || role.flags & (ALLOW_DESCENDANT_RULES | ALLOW_EVERYTHING_RULES) != 0)
-                && let Some(hit) = self.find::<false>(role, &q)
+                && let Some(hit) = self.find::<false>(role, q)
             {
                 return Verdict::granted(ALLOW, hit);
             }
@@ -860,27 +867,6 @@ struct Question<'q> {
     /// Its parent (the name up to its last `:`; in no table when it has none).
     parent: Name<'q>,
     env: &'q Env<'q>,
-}
-
-/// The roles a principal holds, resolved inline or (past `INLINE_ROLES`) by name again.
-enum Held<'a> {
-    Inline(std::slice::Iter<'a, HeldRole>),
-    Names {
-        names: std::slice::Iter<'a, String>,
-        snapshot: &'a Snapshot,
-    },
-}
-
-impl Iterator for Held<'_> {
-    type Item = HeldRole;
-
-    #[inline]
-    fn next(&mut self) -> Option<HeldRole> {
-        match self {
-            Self::Inline(iter) => iter.next().copied(),
-            Self::Names { names, snapshot } => names.find_map(|n| snapshot.held_role(n)),
-        }
-    }
 }
 
 /// Why a request is not acceptable, by [`Verdict`] code.
