@@ -541,8 +541,8 @@ impl Snapshot {
     /// Whether a matching rule applies in this mode: its actions include the wanted one, and
     /// its condition (if any) is known to hold (allow) or not known to fail (deny).
     #[inline]
-    fn applies<const DENY: bool>(&self, hit: &Hit, q: &Question<'_>) -> bool {
-        if hit.actions & q.wanted == 0 {
+    fn applies<const DENY: bool>(&self, hit: &Hit, ask: Ask<'_>) -> bool {
+        if hit.actions & ask.wanted == 0 {
             return false;
         }
         if !hit.conditional() {
@@ -552,7 +552,7 @@ impl Snapshot {
             return false;
         };
         let truth = match self.conditions.get(info.condition as usize) {
-            Some(c) => c.evaluate(q.env.principal, q.env.context, q.env.now),
+            Some(c) => c.evaluate(ask.env.principal, ask.env.context, ask.env.now),
             None => Truth::Unknown,
         };
         if DENY {
@@ -571,21 +571,21 @@ impl Snapshot {
         table: &'s HashTable<Entry>,
         name: &Sought<'_>,
         role: u32,
-        q: &Question<'_>,
+        ask: Ask<'_>,
     ) -> Option<&'s Hit> {
         let entry = table.find(mix(name.hash, role), |e| {
             e.role == role && self.key_names.is(e.key, name)
         })?;
         let first = &entry.first;
         if !first.conditional() {
-            if first.actions & q.wanted != 0 {
+            if first.actions & ask.wanted != 0 {
                 return Some(first);
             }
             if entry.extra_len == 0 {
                 return None;
             }
         }
-        self.applicable_in::<DENY>(entry, q)
+        self.applicable_in::<DENY>(entry, ask)
     }
 
     /// The first applicable hit of an entry (see [`Snapshot::probe`]).
@@ -593,9 +593,9 @@ impl Snapshot {
     fn applicable_in<'s, const DENY: bool>(
         &'s self,
         entry: &'s Entry,
-        q: &Question<'_>,
+        ask: Ask<'_>,
     ) -> Option<&'s Hit> {
-        if self.applies::<DENY>(&entry.first, q) {
+        if self.applies::<DENY>(&entry.first, ask) {
             return Some(&entry.first);
         }
         if entry.extra_len == 0 {
@@ -606,7 +606,7 @@ impl Snapshot {
             .get(start..start + entry.extra_len as usize)
             .unwrap_or_default()
             .iter()
-            .find(|hit| self.applies::<DENY>(hit, q))
+            .find(|hit| self.applies::<DENY>(hit, ask))
     }
 
     /// The most specific applicable rule of `role` for the question, among the deny rules
@@ -631,17 +631,20 @@ impl Snapshot {
             )
         };
         if q.resource.tables & bits.exact != 0
-            && let Some(hit) = self.probe::<DENY>(&tables.exact, &q.resource.sought, role.index, q)
+            && let Some(hit) =
+                self.probe::<DENY>(&tables.exact, &q.resource.sought, role.index, q.ask)
         {
             return Some(hit);
         }
         if q.parent.tables & bits.children != 0
-            && let Some(hit) = self.probe::<DENY>(&tables.children, &q.parent.sought, role.index, q)
+            && let Some(hit) =
+                self.probe::<DENY>(&tables.children, &q.parent.sought, role.index, q.ask)
         {
             return Some(hit);
         }
         if role.flags & descendants != 0
-            && let Some(hit) = self.find_descendants::<DENY>(tables, bits, role.index, q)
+            && let Some(hit) =
+                self.find_descendants::<DENY>(tables, bits, role.index, q.name, q.ask)
         {
             return Some(hit);
         }
@@ -654,7 +657,7 @@ impl Snapshot {
         } else {
             &role.allow_everything
         };
-        hits.iter().find(|hit| self.applies::<DENY>(hit, q))
+        hits.iter().find(|hit| self.applies::<DENY>(hit, q.ask))
     }
 
     /// The nearest `ancestor:**` rule of `role` for the question's name.
@@ -664,21 +667,16 @@ impl Snapshot {
         tables: &'s Tables,
         bits: ModeBits,
         role_index: u32,
-        q: &Question<'_>,
+        requested: &str,
+        ask: Ask<'_>,
     ) -> Option<&'s Hit> {
-        let (parent_name, _) = rsplit_colon(q.name)?;
-        if q.parent.tables & bits.descendants != 0
-            && let Some(hit) =
-                self.probe::<DENY>(&tables.descendants, &q.parent.sought, role_index, q)
-        {
-            return Some(hit);
-        }
-        let mut rest = parent_name;
+        // The parent of the requested name, then its ancestors, nearest first.
+        let mut rest = requested;
         while let Some((ancestor, _)) = rsplit_colon(rest) {
             let name = self.name(ancestor);
             if name.tables & bits.descendants != 0
                 && let Some(hit) =
-                    self.probe::<DENY>(&tables.descendants, &name.sought, role_index, q)
+                    self.probe::<DENY>(&tables.descendants, &name.sought, role_index, ask)
             {
                 return Some(hit);
             }
@@ -687,9 +685,36 @@ impl Snapshot {
         None
     }
 
-    #[inline(always)]
     /// Decides `request`; see [`Verdict::into_decision`] for the explained [`Decision`].
+    #[inline(always)]
     pub(crate) fn verdict(
+        &self,
+        request: &AccessRequest<'_>,
+        now: &dyn Fn() -> OffsetDateTime,
+    ) -> Verdict {
+        if request.principal().roles().len() > INLINE_ROLES {
+            return self.verdict_for_many_roles(request, now);
+        }
+        self.verdict_with::<false>(request, now)
+    }
+
+    /// [`Snapshot::verdict`] for a principal with more than `INLINE_ROLES` roles: each pass
+    /// resolves the names again (nothing is allocated).
+    #[cold]
+    #[inline(never)]
+    fn verdict_for_many_roles(
+        &self,
+        request: &AccessRequest<'_>,
+        now: &dyn Fn() -> OffsetDateTime,
+    ) -> Verdict {
+        self.verdict_with::<true>(request, now)
+    }
+
+    /// The decision, with the held roles resolved into a slice (`MANY` false: one role
+    /// without a loop, up to `INLINE_ROLES` in an array) or resolved again by name for each
+    /// pass (`MANY`).
+    #[inline(always)]
+    fn verdict_with<const MANY: bool>(
         &self,
         request: &AccessRequest<'_>,
         now: &dyn Fn() -> OffsetDateTime,
@@ -713,7 +738,10 @@ impl Snapshot {
             now,
         };
         let q = Question {
-            wanted: wanted.bits(),
+            ask: Ask {
+                wanted: wanted.bits(),
+                env: &env,
+            },
             name: resource,
             resource: self.name(resource),
             parent: match parent {
@@ -723,15 +751,17 @@ impl Snapshot {
                     tables: 0,
                 },
             },
-            env: &env,
         };
 
-        // The held roles (or the default role when the principal holds none), resolved once
-        // into a slice: one role without a loop, up to INLINE_ROLES in an array, more by name
-        // again for each pass (out of line).
+        // The held roles (or the default role when the principal holds none).
         let names = principal.roles();
+        if MANY {
+            let held = names.iter().filter_map(|name| self.held_role(name));
+            let any = held.clone().fold(0, |any, role| any | role.flags);
+            return self.decide(held, any, &q);
+        }
         let one;
-        let mut inline = [HeldRole::default(); INLINE_ROLES];
+        let mut inline;
         let held: &[HeldRole] = match names {
             [] => match &self.default_role {
                 Some(role) => std::slice::from_ref(role),
@@ -744,7 +774,8 @@ impl Snapshot {
                 }
                 None => &[],
             },
-            _ if names.len() <= INLINE_ROLES => {
+            _ => {
+                inline = [HeldRole::default(); INLINE_ROLES];
                 let mut count = 0;
                 for name in names {
                     if let Some(role) = self.held_role(name)
@@ -756,20 +787,9 @@ impl Snapshot {
                 }
                 inline.get(..count).unwrap_or_default()
             }
-            _ => return self.decide_by_names(names, &q),
         };
         let any = held.iter().fold(0, |any, role| any | role.flags);
         self.decide(held.iter().copied(), any, &q)
-    }
-
-    /// [`Snapshot::decide`] for a principal with more than `INLINE_ROLES` roles: each pass
-    /// resolves the names again (nothing is allocated).
-    #[cold]
-    #[inline(never)]
-    fn decide_by_names(&self, names: &[String], q: &Question<'_>) -> Verdict {
-        let held = names.iter().filter_map(|name| self.held_role(name));
-        let any = held.clone().fold(0, |any, role| any | role.flags);
-        self.decide(held, any, q)
     }
 
     /// The decision for the held roles (`any`: the union of their flags): an explicit deny
@@ -796,7 +816,7 @@ impl Snapshot {
             }
         }
 
-        if any & SUPERUSER != 0 || self.superuser_by_attribute(q.env.principal) {
+        if any & SUPERUSER != 0 || self.superuser_by_attribute(q.ask.env.principal) {
             return Verdict::of(SUPERUSER_VERDICT);
         }
 
@@ -857,16 +877,24 @@ struct Env<'q> {
     now: &'q dyn Fn() -> OffsetDateTime,
 }
 
+/// What a matching rule is asked: whether it grants the wanted action (a bit), under the
+/// conditions' environment. Two words, passed by value, so that the out-of-line paths
+/// (conditions, further hits) do not need the whole question in memory.
+#[derive(Clone, Copy)]
+struct Ask<'q> {
+    wanted: u64,
+    env: &'q Env<'q>,
+}
+
 /// Everything one decision needs, computed once.
 struct Question<'q> {
-    wanted: u64,
+    ask: Ask<'q>,
     /// The requested name.
     name: &'q str,
     /// The requested name.
     resource: Name<'q>,
     /// Its parent (the name up to its last `:`; in no table when it has none).
     parent: Name<'q>,
-    env: &'q Env<'q>,
 }
 
 /// Why a request is not acceptable, by [`Verdict`] code.
