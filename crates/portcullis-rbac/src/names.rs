@@ -117,23 +117,25 @@ impl NameHasher {
     }
 }
 
-/// A name of a [`NameTable`] and the value kept with it. A name of up to 16 bytes is held as
-/// its two [`words`] (compared without reading any text); a longer one as the position of its
-/// text (`a`) in `NameTable::text`.
+/// A numbered name (see [`NameList`]): its two [`words`] for a name of up to 16 bytes, or the
+/// position of its text (`a`) for a longer one.
 #[derive(Debug, Clone, Copy)]
 struct NameInfo {
     a: u64,
     b: u64,
     len: u32,
-    value: u32,
 }
 
-/// One slot of the table: the high half of the name's hash, and the name's number
-/// ([`EMPTY`] when free).
+/// One slot of a [`NameTable`]: the whole name (its two [`words`] for a name of up to 16
+/// bytes; its hash and the position of its text in `NameTable::text` for a longer one), its
+/// length, and its number (low half) and value (high half) in `packed` ([`NOT_FOUND`] when
+/// free). A lookup reads one slot per probe and nothing else.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    tag: u32,
-    id: u32,
+    a: u64,
+    b: u64,
+    len: u64,
+    packed: u64,
 }
 
 const EMPTY: u32 = u32::MAX;
@@ -142,16 +144,23 @@ const EMPTY: u32 = u32::MAX;
 /// [`EMPTY`]).
 pub(crate) const NOT_FOUND: u64 = u64::MAX;
 
+/// A free slot: no name has this length.
+const FREE: Slot = Slot {
+    a: 0,
+    b: 0,
+    len: u64::MAX,
+    packed: NOT_FOUND,
+};
+
 /// Names numbered 0, 1, … (in the order given), each with a `u32` value, looked up by linear
-/// probing in a table at most two thirds full: a few slot reads (8 bytes each, 8 to a cache
-/// line), and for the slots whose stored hash half matches, a comparison of two words (names
-/// of up to 16 bytes) or of the text (longer names).
+/// probing in a table at most two thirds full: a few slot reads (32 bytes each, two to a cache
+/// line), each comparing the two words and the length of a name of up to 16 bytes, or the
+/// hash and then the text of a longer one. Used for role names (a policy has few roles).
 #[derive(Debug)]
 pub(crate) struct NameTable {
     hasher: NameHasher,
     slots: Box<[Slot]>,
     mask: usize,
-    names: Vec<NameInfo>,
     /// The text of the names longer than 16 bytes.
     text: String,
 }
@@ -170,38 +179,34 @@ impl NameTable {
         let capacity = (names.len().saturating_mul(3) / 2 + 1)
             .next_power_of_two()
             .max(4);
-        let mut slots = vec![Slot { tag: 0, id: EMPTY }; capacity].into_boxed_slice();
+        let mut slots = vec![FREE; capacity].into_boxed_slice();
         let mask = capacity - 1;
-        let mut infos = Vec::with_capacity(names.len());
         let mut text = String::new();
-        for (name, value) in names {
-            let id = u32::try_from(infos.len()).map_err(|_| TooManyNames)?;
+        for (index, (name, value)) in names.enumerate() {
+            let id = u32::try_from(index).map_err(|_| TooManyNames)?;
             if id == EMPTY {
                 return Err(TooManyNames);
             }
             let bytes = name.as_bytes();
+            let hash = hasher.hash(bytes);
             let (a, b) = match words(bytes) {
                 Some(words) => words,
                 None => {
                     let start = text.len() as u64;
                     text.push_str(name);
-                    (start, 0)
+                    (hash, start)
                 }
             };
-            infos.push(NameInfo {
-                a,
-                b,
-                len: u32::try_from(name.len()).map_err(|_| TooManyNames)?,
-                value,
-            });
-            let hash = hasher.hash(bytes);
+            let len = u64::try_from(name.len()).map_err(|_| TooManyNames)?;
             let mut i = hash as usize;
             // Never full, so a free slot is always found.
             while let Some(slot) = slots.get_mut(i & mask) {
-                if slot.id == EMPTY {
+                if slot.packed == NOT_FOUND {
                     *slot = Slot {
-                        tag: (hash >> 32) as u32,
-                        id,
+                        a,
+                        b,
+                        len,
+                        packed: u64::from(id) | (u64::from(value) << 32),
                     };
                     break;
                 }
@@ -212,7 +217,6 @@ impl NameTable {
             hasher,
             slots,
             mask,
-            names: infos,
             text,
         })
     }
@@ -232,38 +236,36 @@ impl NameTable {
         let Some((a, b)) = words(name) else {
             return self.get_long(name);
         };
+        let len = name.len() as u64;
         let hash = self.hasher.hash_words(a, b, name.len());
-        self.find(hash, |info| {
-            info.a == a && info.b == b && info.len as usize == name.len()
-        })
+        self.find(hash, |slot| slot.a == a && slot.b == b && slot.len == len)
     }
 
     #[cold]
     fn get_long(&self, name: &[u8]) -> u64 {
         let hash = self.hasher.hash_long(name);
-        self.find(hash, |info| {
-            let start = info.a as usize;
-            info.len as usize == name.len()
+        self.find(hash, |slot| {
+            let start = slot.b as usize;
+            slot.a == hash
+                && slot.len == name.len() as u64
                 && self.text.as_bytes().get(start..start + name.len()) == Some(name)
         })
     }
 
+    /// The slot `same` accepts, probing from `hash`; a free slot ends the search (a free
+    /// slot's length is no name's, so `same` never accepts it).
     #[inline]
-    fn find(&self, hash: u64, same: impl Fn(&NameInfo) -> bool) -> u64 {
-        let tag = (hash >> 32) as u32;
+    fn find(&self, hash: u64, same: impl Fn(&Slot) -> bool) -> u64 {
         let mut i = hash as usize;
         loop {
             let Some(slot) = self.slots.get(i & self.mask) else {
                 return NOT_FOUND;
             };
-            if slot.id == EMPTY {
-                return NOT_FOUND;
+            if same(slot) {
+                return slot.packed;
             }
-            if slot.tag == tag
-                && let Some(info) = self.names.get(slot.id as usize)
-                && same(info)
-            {
-                return u64::from(slot.id) | (u64::from(info.value) << 32);
+            if slot.packed == NOT_FOUND {
+                return NOT_FOUND;
             }
             i = i.wrapping_add(1);
         }
@@ -271,9 +273,7 @@ impl NameTable {
 
     /// Approximate heap size in bytes.
     pub(crate) fn heap_size(&self) -> usize {
-        self.slots.len() * size_of::<Slot>()
-            + self.names.capacity() * size_of::<NameInfo>()
-            + self.text.capacity()
+        self.slots.len() * size_of::<Slot>() + self.text.capacity()
     }
 }
 
@@ -334,7 +334,6 @@ impl NameList {
             a,
             b,
             len: u32::try_from(name.len()).map_err(|_| TooManyNames)?,
-            value: 0,
         });
         Ok(id)
     }
