@@ -163,16 +163,19 @@ fn plain_split(bytes: &[u8]) -> Option<Option<usize>> {
     let mut separators = 0usize;
     let mut last: Option<usize> = None;
     let mut segment_start = 0usize;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
         if PLAIN.get(usize::from(b)).copied().unwrap_or(false) {
             continue;
         }
-        if b != b':' || i == segment_start {
+        // `i` is one past the byte.
+        if b != b':' || i == segment_start + 1 {
             return None;
         }
         separators += 1;
-        last = Some(i);
-        segment_start = i + 1;
+        last = Some(i - 1);
+        segment_start = i;
     }
     (segment_start < bytes.len() && separators < MAX_SEGMENTS).then_some(last)
 }
