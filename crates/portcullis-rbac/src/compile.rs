@@ -762,33 +762,34 @@ impl Snapshot {
         }
         let one;
         let mut inline;
-        let held: &[HeldRole] = match names {
+        let (held, any): (&[HeldRole], RoleFlags) = match names {
             [] => match &self.default_role {
-                Some(role) => std::slice::from_ref(role),
-                None => &[],
+                Some(role) => (std::slice::from_ref(role), role.flags),
+                None => (&[], 0),
             },
             [name] => match self.held_role(name) {
                 Some(role) => {
                     one = role;
-                    std::slice::from_ref(&one)
+                    (std::slice::from_ref(&one), one.flags)
                 }
-                None => &[],
+                None => (&[], 0),
             },
             _ => {
                 inline = [HeldRole::default(); INLINE_ROLES];
                 let mut count = 0;
+                let mut any = 0;
                 for name in names {
                     if let Some(role) = self.held_role(name)
                         && let Some(slot) = inline.get_mut(count)
                     {
                         *slot = role;
+                        any |= role.flags;
                         count += 1;
                     }
                 }
-                inline.get(..count).unwrap_or_default()
+                (inline.get(..count).unwrap_or_default(), any)
             }
         };
-        let any = held.iter().fold(0, |any, role| any | role.flags);
         self.decide(held.iter().copied(), any, &q)
     }
 
@@ -801,10 +802,12 @@ impl Snapshot {
         any: RoleFlags,
         q: &Question<'_>,
     ) -> Verdict {
-        if any & HAS_DENY != 0 {
-            // Whether the names appear in a deny table; a role's `*` and `a:**` deny rules are
-            // looked at whatever the names.
-            let keyed = (q.resource.tables & DENY_EXACT) | (q.parent.tables & DENY_CHILDREN);
+        // Whether the names may appear in a deny table; a role's `*` and `a:**` deny rules are
+        // looked at whatever the names. Most questions skip the pass on these bits alone.
+        let keyed = (q.resource.tables & DENY_EXACT) | (q.parent.tables & DENY_CHILDREN);
+        if any & HAS_DENY != 0
+            && (keyed != 0 || any & (DENY_DESCENDANT_RULES | DENY_EVERYTHING_RULES) != 0)
+        {
             for role in held.clone() {
                 if role.flags & HAS_DENY != 0
                     && (keyed != 0
@@ -821,6 +824,9 @@ impl Snapshot {
         }
 
         let keyed = (q.resource.tables & ALLOW_EXACT) | (q.parent.tables & ALLOW_CHILDREN);
+        if keyed == 0 && any & (ALLOW_DESCENDANT_RULES | ALLOW_EVERYTHING_RULES) == 0 {
+            return Verdict::of(NO_MATCH);
+        }
         for role in held {
             if (keyed != 0 || role.flags & (ALLOW_DESCENDANT_RULES | ALLOW_EVERYTHING_RULES) != 0)
                 && let Some(hit) = self.find::<false>(role, q)

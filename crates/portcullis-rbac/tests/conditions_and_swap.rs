@@ -14,7 +14,9 @@ use common::principal_in as principal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use portcullis_core::{AccessRequest, DecisionReason, ManualClock, PolicyEngine, RequestContext};
+use portcullis_core::{
+    AccessRequest, Clock, DecisionReason, ManualClock, PolicyEngine, RequestContext,
+};
 use portcullis_rbac::{Policy, RbacEngine, SqlPlaceholders};
 use time::macros::datetime;
 
@@ -84,6 +86,76 @@ fn time_window_uses_request_time_or_the_engine_clock() {
     assert!(read(None).is_denied());
     let weekday = RequestContext::new().with_time(datetime!(2026-01-14 12:00 UTC));
     assert!(read(Some(&weekday)).is_allowed());
+}
+
+/// A clock that evaluates policies itself: on another engine, and on the engine asking.
+#[derive(Debug)]
+struct EvaluatingClock {
+    other: RbacEngine,
+    same: std::sync::OnceLock<std::sync::Weak<RbacEngine>>,
+    calls: AtomicUsize,
+}
+
+impl Clock for EvaluatingClock {
+    fn now(&self) -> time::OffsetDateTime {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let p = principal(&["member"], None);
+        assert!(
+            self.other
+                .evaluate(&AccessRequest::new(&p, "read", "x:1"))
+                .is_allowed()
+        );
+        if let Some(engine) = self.same.get().and_then(std::sync::Weak::upgrade) {
+            assert!(
+                engine
+                    .evaluate(&AccessRequest::new(&p, "write", "report:q1"))
+                    .is_denied()
+            );
+        }
+        datetime!(2026-01-16 09:30 UTC)
+    }
+}
+
+/// Each thread keeps the snapshot it used last; a decision made while another one is in
+/// progress on the same thread (here, from the clock a time window asks) still decides on
+/// the right policy, for the same engine and for another.
+#[test]
+fn a_clock_that_evaluates_policies_is_answered_correctly() {
+    let other = RbacEngine::from_toml(
+        r#"
+builtins = "none"
+[[roles]]
+name = "member"
+permissions = [{ resource = "x:*", actions = ["read"] }]
+"#,
+    )
+    .unwrap();
+    let clock = Arc::new(EvaluatingClock {
+        other,
+        same: std::sync::OnceLock::new(),
+        calls: AtomicUsize::new(0),
+    });
+    let engine = Arc::new(
+        RbacEngine::from_toml(CONDITIONED)
+            .unwrap()
+            .with_clock(clock.clone()),
+    );
+    clock.same.set(Arc::downgrade(&engine)).unwrap();
+    let m = principal(&["member"], None);
+    for _ in 0..3 {
+        assert!(
+            engine
+                .evaluate(&AccessRequest::new(&m, "read", "report:q1"))
+                .is_allowed()
+        );
+        assert!(
+            clock
+                .other
+                .evaluate(&AccessRequest::new(&m, "read", "report:q1"))
+                .is_denied()
+        );
+    }
+    assert_eq!(clock.calls.load(Ordering::SeqCst), 3);
 }
 
 #[test]
