@@ -984,6 +984,28 @@ impl Verdict {
             let source: Arc<dyn GrantSource> = source;
             Grant::from_source(source, rule, path)
         };
+        // The two common answers first, each decided by one comparison.
+        let kind = word & KIND_BITS;
+        if kind == NO_MATCH {
+            return Decision::no_match();
+        }
+        if kind == ALLOW
+            && let Some(source) = source
+        {
+            return Decision::allow(grant(source));
+        }
+        Self::other_decision(word, source)
+    }
+
+    /// [`Verdict::into_decision`] for the answers other than an allow and no match.
+    #[inline(never)]
+    fn other_decision(word: u64, source: Option<Arc<Snapshot>>) -> Decision {
+        let rule = (word >> 32) as u32;
+        let path = ((word >> 3) as u32) & MAX_PATH;
+        let grant = |source: Arc<Snapshot>| {
+            let source: Arc<dyn GrantSource> = source;
+            Grant::from_source(source, rule, path)
+        };
         match (word & KIND_BITS, source) {
             (ALLOW, Some(source)) => Decision::allow(grant(source)),
             (EXPLICIT_DENY, Some(source)) => Decision::explicit_deny(grant(source)),
