@@ -719,50 +719,15 @@ impl Snapshot {
         request: &AccessRequest<'_>,
         now: &dyn Fn() -> OffsetDateTime,
     ) -> Verdict {
-        let Some(wanted) = self
-            .action_names
-            .position(request.action().as_bytes())
-            .map(ActionSet::bit)
-        else {
-            return Verdict::invalid(UNKNOWN_ACTION);
-        };
-        let resource = request.resource();
-        let parent = match check_resource_and_split(resource) {
-            Ok(split) => split.and_then(|at| resource.get(..at)),
-            Err(e) => return Verdict::invalid(resource_error_code(e)),
-        };
+        // The held roles (or the default role when the principal holds none), resolved first:
+        // the lookups' chain of loads (principal, role names, table) then runs alongside the
+        // checks of the action and the name below, which do not depend on it.
         let principal = request.principal();
-        let env = Env {
-            principal,
-            context: request.context(),
-            now,
-        };
-        let q = Question {
-            ask: Ask {
-                wanted: wanted.bits(),
-                env: &env,
-            },
-            name: resource,
-            resource: self.name(resource),
-            parent: match parent {
-                Some(parent) => self.name(parent),
-                None => Name {
-                    sought: self.hasher.sought(b""),
-                    tables: 0,
-                },
-            },
-        };
-
-        // The held roles (or the default role when the principal holds none).
         let names = principal.roles();
-        if MANY {
-            let held = names.iter().filter_map(|name| self.held_role(name));
-            let any = held.clone().fold(0, |any, role| any | role.flags);
-            return self.decide(held, any, &q);
-        }
         let one;
         let mut inline;
         let (held, any): (&[HeldRole], RoleFlags) = match names {
+            _ if MANY => (&[], 0),
             [] => match &self.default_role {
                 Some(role) => (std::slice::from_ref(role), role.flags),
                 None => (&[], 0),
@@ -790,6 +755,46 @@ impl Snapshot {
                 (inline.get(..count).unwrap_or_default(), any)
             }
         };
+
+        let Some(wanted) = self
+            .action_names
+            .position(request.action().as_bytes())
+            .map(ActionSet::bit)
+        else {
+            return Verdict::invalid(UNKNOWN_ACTION);
+        };
+        let resource = request.resource();
+        let parent = match check_resource_and_split(resource) {
+            Ok(split) => split.and_then(|at| resource.get(..at)),
+            Err(e) => return Verdict::invalid(resource_error_code(e)),
+        };
+        let env = Env {
+            principal,
+            context: request.context(),
+            now,
+        };
+        let q = Question {
+            ask: Ask {
+                wanted: wanted.bits(),
+                env: &env,
+            },
+            name: resource,
+            resource: self.name(resource),
+            parent: match parent {
+                Some(parent) => self.name(parent),
+                None => Name {
+                    sought: self.hasher.sought(b""),
+                    tables: 0,
+                },
+            },
+        };
+
+        if MANY {
+            // Resolved again by name for each pass (nothing is allocated).
+            let held = names.iter().filter_map(|name| self.held_role(name));
+            let any = held.clone().fold(0, |any, role| any | role.flags);
+            return self.decide(held, any, &q);
+        }
         self.decide(held.iter().copied(), any, &q)
     }
 
