@@ -724,21 +724,19 @@ impl Snapshot {
         // checks of the action and the name below, which do not depend on it.
         let principal = request.principal();
         let names = principal.roles();
-        let one;
+        // One role (the common case) is decided without a loop.
+        let mut single = None;
         let mut inline;
         let (held, any): (&[HeldRole], RoleFlags) = match names {
             _ if MANY => (&[], 0),
-            [] => match &self.default_role {
-                Some(role) => (std::slice::from_ref(role), role.flags),
-                None => (&[], 0),
-            },
-            [name] => match self.held_role(name) {
-                Some(role) => {
-                    one = role;
-                    (std::slice::from_ref(&one), one.flags)
-                }
-                None => (&[], 0),
-            },
+            [] => {
+                single = self.default_role;
+                (&[], 0)
+            }
+            [name] => {
+                single = self.held_role(name);
+                (&[], 0)
+            }
             _ => {
                 inline = [HeldRole::default(); INLINE_ROLES];
                 let mut count = 0;
@@ -794,6 +792,9 @@ impl Snapshot {
             let held = names.iter().filter_map(|name| self.held_role(name));
             let any = held.clone().fold(0, |any, role| any | role.flags);
             return self.decide(held, any, &q);
+        }
+        if let Some(role) = single {
+            return self.decide(std::iter::once(role), role.flags, &q);
         }
         self.decide(held.iter().copied(), any, &q)
     }
