@@ -268,6 +268,7 @@ impl<'p> Builder<'p> {
                 }
             }
         }
+        extra.shrink_to_fit();
         Ok(extra)
     }
 }
@@ -470,10 +471,11 @@ impl Snapshot {
         } = builder;
         drop((key_index, pending));
         let too_large = |_| TooLarge;
-        let mut key_names = NameList::default();
+        let mut key_names = NameList::with_capacity(keys.len());
         for (name, _, _) in &keys {
             key_names.push(name).map_err(too_large)?;
         }
+        key_names.shrink_to_fit();
         let key_filter = BitsFilter::build(keys.iter().map(|(_, hash, tables)| (*hash, *tables)));
         drop(keys);
         let action_names = ShortList::new(policy.vocabulary.names().iter().map(String::as_str));
@@ -488,6 +490,11 @@ impl Snapshot {
             None => None,
         };
         let superuser_attribute = policy.superuser_attribute.clone();
+        // Built by pushing: give back what doubling left over.
+        rules.shrink_to_fit();
+        texts.shrink_to_fit();
+        conditions.shrink_to_fit();
+        paths.shrink_to_fit();
         Ok(Self {
             policy,
             role_names,
@@ -849,18 +856,38 @@ impl Snapshot {
             .is_some_and(|name| principal.attribute(name) == Some(&serde_json::Value::Bool(true)))
     }
 
-    /// Approximate heap size in bytes of the indexes (for the compile benchmark).
+    /// Heap size in bytes of the compiled indexes (for the compile benchmark): every
+    /// allocation the snapshot owns, not counting the source policy it keeps for
+    /// explanations and reloads.
     pub(crate) fn heap_size(&self) -> usize {
-        let entry = size_of::<Entry>() + 1;
         let extra = self.extra.capacity() * size_of::<Hit>();
         let tables = [&self.allow, &self.deny]
             .iter()
             .map(|t| {
-                (t.exact.capacity() + t.children.capacity() + t.descendants.capacity()) * entry
+                t.exact.allocation_size()
+                    + t.children.allocation_size()
+                    + t.descendants.allocation_size()
             })
             .sum::<usize>();
+        let roles = self
+            .roles
+            .iter()
+            .map(|r| {
+                r.name.len()
+                    + (r.allow_everything.len() + r.deny_everything.len()) * size_of::<Hit>()
+            })
+            .sum::<usize>();
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| p.len() * size_of::<Arc<str>>())
+            .sum::<usize>()
+            + self.paths.capacity() * size_of::<Arc<[Arc<str>]>>();
         tables
             + extra
+            + roles
+            + paths
+            + self.conditions.capacity() * size_of::<Condition>()
             + self.key_names.heap_size()
             + self.key_filter.heap_size()
             + self.action_names.heap_size()

@@ -319,6 +319,20 @@ pub(crate) struct NameList {
 }
 
 impl NameList {
+    /// An empty list with room for `names` names.
+    pub(crate) fn with_capacity(names: usize) -> Self {
+        Self {
+            names: Vec::with_capacity(names),
+            text: String::new(),
+        }
+    }
+
+    /// Gives back the room that pushing left over.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.names.shrink_to_fit();
+        self.text.shrink_to_fit();
+    }
+
     /// Adds `name` (the caller keeps names distinct) and returns its number.
     pub(crate) fn push(&mut self, name: &str) -> Result<u32, TooManyNames> {
         let id = u32::try_from(self.names.len()).map_err(|_| TooManyNames)?;
