@@ -618,8 +618,8 @@ impl Snapshot {
 
     /// The most specific applicable rule of `role` for the question, among the deny rules
     /// (`DENY`) or the allow rules: an exact rule, then `parent:*`, then `ancestor:**` from
-    /// the nearest ancestor, then `*`. Only the tables in which the interned names appear are
-    /// probed.
+    /// the nearest ancestor, then `*`. Only the tables the filter says the names may appear
+    /// in are probed.
     #[inline(always)]
     fn find<const DENY: bool>(&self, role: HeldRole, q: &Question<'_>) -> Option<&Hit> {
         let (tables, bits, descendants, everything) = if DENY {

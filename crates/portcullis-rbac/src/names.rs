@@ -476,7 +476,7 @@ impl ShortList {
 
 #[cfg(test)]
 mod tests {
-    use super::{NameHasher, NameTable, ShortList, same_bytes};
+    use super::{BitsFilter, NameHasher, NameList, NameTable, ShortList, same_bytes};
 
     #[test]
     fn same_bytes_is_byte_equality_at_every_length() {
@@ -533,5 +533,58 @@ mod tests {
         );
         let empty = NameTable::build(NameHasher::new(), std::iter::empty()).unwrap();
         assert_eq!(empty.get(b"anything"), None);
+    }
+
+    #[test]
+    fn a_name_list_confirms_its_names_and_nothing_else() {
+        let hasher = NameHasher::new();
+        let names: Vec<String> = (0..500)
+            .map(|i| match i % 3 {
+                0 => format!("c{i}"),
+                1 => format!("c{i}:o{i}"),
+                _ => format!("a-name-longer-than-sixteen-bytes-{i}"),
+            })
+            .collect();
+        let mut list = NameList::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(list.push(name).unwrap(), i as u32);
+        }
+        list.shrink_to_fit();
+        for (i, name) in names.iter().enumerate() {
+            let sought = hasher.sought(name.as_bytes());
+            assert!(list.is(i as u32, &sought), "{name}");
+            // Every other number, and a number past the end, is a different name.
+            assert!(!list.is(((i + 1) % names.len()) as u32, &sought), "{name}");
+            assert!(!list.is(names.len() as u32, &sought), "{name}");
+            // The same name one byte longer or with its last byte changed is not it.
+            let mut longer = name.clone();
+            longer.push('x');
+            assert!(
+                !list.is(i as u32, &hasher.sought(longer.as_bytes())),
+                "{name}"
+            );
+            let mut changed = name.clone().into_bytes();
+            if let Some(last) = changed.last_mut() {
+                *last ^= 1;
+            }
+            assert!(!list.is(i as u32, &hasher.sought(&changed)), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_bits_filter_has_no_false_negatives_and_few_false_positives() {
+        let hasher = NameHasher::new();
+        let names: Vec<(u64, u8)> = (0..4_000u32)
+            .map(|i| (hasher.hash(format!("c{i}:o{i}").as_bytes()), 1u8 << (i % 6)))
+            .collect();
+        let filter = BitsFilter::build(names.iter().copied());
+        for (hash, bits) in &names {
+            assert_eq!(filter.get(*hash) & bits, *bits);
+        }
+        // At most one bucket in eight holds a name, so absent names rarely look present.
+        let present = (0..4_000u32)
+            .filter(|i| filter.get(hasher.hash(format!("absent{i}").as_bytes())) != 0)
+            .count();
+        assert!(present < 4_000 / 8 + 200, "{present}");
     }
 }
