@@ -1,5 +1,6 @@
-//! Name lookup on the decision path: a seeded hash, byte equality without a call for short
-//! names, and a read-only open-addressing table from names to numbers.
+//! Names on the decision path: a seeded hash, byte equality without a call for short names,
+//! a read-only open-addressing table from role names to numbers, a numbered list that
+//! confirms a probed entry's name, and a filter of which tables a name may appear in.
 
 use std::hash::BuildHasher as _;
 
