@@ -44,7 +44,8 @@ pub use portcullis_core::{Principal, PrincipalRejection, missing_auth_layer_coun
 use portcullis_tower::GuardLayer;
 use serde::Deserialize;
 
-/// A route layer that requires an Aethera-style permission (`projects:create`).
+/// A route layer that requires an Aethera-style permission (`projects:create`). It decides on
+/// public paths too: 401 without a principal.
 pub fn require_permission(
     engine: Arc<dyn PolicyEngine>,
     permission: impl Into<String>,
@@ -52,9 +53,11 @@ pub fn require_permission(
     GuardLayer::require_permission(engine, permission)
 }
 
-/// A route layer that requires a role held by the principal itself.
-pub fn require_role(role: impl Into<String>) -> GuardLayer {
-    GuardLayer::require_role(role)
+/// A route layer that requires a role, as `engine` assigns roles (the RBAC default role
+/// counts for a principal that holds none; inheritance does not). It decides on public paths
+/// too: 401 without a principal.
+pub fn require_role(engine: Arc<dyn PolicyEngine>, role: impl Into<String>) -> GuardLayer {
+    GuardLayer::require_role(engine, role)
 }
 
 /// The client address from axum's `ConnectInfo<SocketAddr>` (serve with

@@ -449,11 +449,24 @@ impl fmt::Display for Decision {
 pub trait PolicyEngine: fmt::Debug + Send + Sync {
     /// Evaluates one request.
     fn evaluate(&self, request: &AccessRequest<'_>) -> Decision;
+
+    /// Whether the principal holds `role` in this engine's sense: the role as assigned, plus
+    /// whatever the engine assigns by itself (the RBAC engine gives its default role to a
+    /// principal that holds none). Inheritance does not count: holding a role is a statement
+    /// about the assignment, not about permissions. Role guards (`require_role`) ask this, so
+    /// that a role means the same thing to a guard as to the engine's decisions.
+    fn holds_role(&self, principal: &Principal, role: &str) -> bool {
+        principal.has_role(role)
+    }
 }
 
 impl<P: PolicyEngine + ?Sized> PolicyEngine for Arc<P> {
     fn evaluate(&self, request: &AccessRequest<'_>) -> Decision {
         (**self).evaluate(request)
+    }
+
+    fn holds_role(&self, principal: &Principal, role: &str) -> bool {
+        (**self).holds_role(principal, role)
     }
 }
 

@@ -199,7 +199,8 @@ impl RbacEngine {
 
     /// Aethera's `require_role("admin")`: the principal holds the role (exactly, or through
     /// the default role when it holds none). Inheritance does not count: a role check is a
-    /// statement about the assignment, not about permissions.
+    /// statement about the assignment, not about permissions. The same answer as
+    /// [`PolicyEngine::holds_role`], which the tower and axum role guards ask.
     #[must_use]
     pub fn has_role(&self, principal: &Principal, role: &str) -> bool {
         if principal.roles().is_empty() {
@@ -314,6 +315,10 @@ impl PolicyEngine for RbacEngine {
         let (verdict, source) =
             cached.unwrap_or_else(|| self.verdict_uncached(request, generation));
         verdict.into_decision(source)
+    }
+
+    fn holds_role(&self, principal: &Principal, role: &str) -> bool {
+        self.has_role(principal, role)
     }
 }
 

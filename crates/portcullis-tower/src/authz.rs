@@ -221,6 +221,10 @@ trait Decide: fmt::Debug + Send + Sync + 'static {
     fn decide(&self, method: &Method, path: &str, principal: &Principal) -> Option<DecisionRecord>;
     fn applies(&self, method: &Method, path: &str) -> bool;
     fn unmapped(&self) -> Unmapped;
+    /// Whether requests on public paths pass without a decision. A route table does (public
+    /// endpoints need no permission); an explicit guard never does: it always decides, and
+    /// answers 401 when there is no principal.
+    fn skips_public_paths(&self) -> bool;
 }
 
 #[derive(Debug)]
@@ -249,6 +253,10 @@ impl Decide for PolicyDecider {
 
     fn unmapped(&self) -> Unmapped {
         self.unmapped
+    }
+
+    fn skips_public_paths(&self) -> bool {
+        true
     }
 }
 
@@ -298,7 +306,10 @@ enum GuardKind {
         engine: Arc<dyn PolicyEngine>,
         permission: String,
     },
-    Role(String),
+    Role {
+        engine: Arc<dyn PolicyEngine>,
+        role: String,
+    },
 }
 
 impl Decide for GuardKind {
@@ -316,8 +327,8 @@ impl Decide for GuardKind {
                     decision,
                 }
             }
-            Self::Role(role) => {
-                let decision = if principal.has_role(role) {
+            Self::Role { engine, role } => {
+                let decision = if engine.holds_role(principal, role) {
                     Decision::allow(Grant::new(
                         Arc::from(role.as_str()),
                         Arc::from([]),
@@ -342,10 +353,17 @@ impl Decide for GuardKind {
     fn unmapped(&self) -> Unmapped {
         Unmapped::Deny
     }
+
+    fn skips_public_paths(&self) -> bool {
+        false
+    }
 }
 
 /// A guard for one route (axum `route_layer`): the Aethera `require_permission` and
 /// `require_role`.
+///
+/// A guard always decides, also on a path the `AuthLayer` treats as public: a request without
+/// a principal gets 401, one whose principal lacks the permission or role gets 403.
 #[derive(Debug, Clone)]
 pub struct GuardLayer {
     inner: AuthzLayer,
@@ -364,9 +382,14 @@ impl GuardLayer {
         })
     }
 
-    /// Requires that the principal holds the role itself (inheritance does not count).
-    pub fn require_role(role: impl Into<String>) -> Self {
-        Self::from_kind(GuardKind::Role(role.into()))
+    /// Requires that the principal holds the role, as `engine` assigns roles
+    /// ([`PolicyEngine::holds_role`]: the RBAC engine counts its default role for a principal
+    /// that holds none; inheritance does not count).
+    pub fn require_role(engine: Arc<dyn PolicyEngine>, role: impl Into<String>) -> Self {
+        Self::from_kind(GuardKind::Role {
+            engine,
+            role: role.into(),
+        })
     }
 
     fn from_kind(kind: GuardKind) -> Self {
@@ -467,7 +490,8 @@ where
             let method = request.method();
             let path = request.uri().path();
             let context = request.extensions().get::<AuthContext>();
-            if context.is_some_and(|c| c.public) || !self.decider.applies(method, path) {
+            let public = context.is_some_and(|c| c.public) && self.decider.skips_public_paths();
+            if public || !self.decider.applies(method, path) {
                 Verdict::Pass(None)
             } else if let Some(principal) = request.extensions().get::<Principal>() {
                 match self.decider.decide(method, path, principal) {
