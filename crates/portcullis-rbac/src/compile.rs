@@ -11,7 +11,7 @@
 //! number of roles the principal holds and the depth of the name, not on the number of rules
 //! or roles in the policy. Nothing is allocated and nothing is locked; an allow costs one
 //! reference count increment (the explanation points into the snapshot), and the answer
-//! leaves the snapshot as one word (a `Verdict`) from which the engine builds the explained
+//! leaves the snapshot as a small `Verdict` from which the engine builds the explained
 //! `Decision`.
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use crate::action::{ActionSet, ActionVocabulary};
 use crate::condition::{Condition, Truth};
 use crate::names::{BitsFilter, NOT_FOUND, NameHasher, NameList, NameTable, ShortList, Sought};
-use crate::pattern::{PatternKind, check_resource_and_split};
+use crate::pattern::{PatternKind, ResourceError, check_resource_and_split};
 use crate::validate::{Policy, ancestors};
 
 /// Roles resolved inline before falling back to resolving twice.
@@ -405,7 +405,7 @@ impl Snapshot {
                     .map(|r| (r, false))
                     .chain(a.deny.iter().map(|r| (r, true)));
                 for (j, (rule, is_deny)) in rules_of.enumerate() {
-                    if path_id > MAX_PATH {
+                    if path_id & CONDITIONAL != 0 {
                         return Err(TooLarge);
                     }
                     let conditional = if rule.condition.is_some() {
@@ -766,12 +766,12 @@ impl Snapshot {
             .position(request.action().as_bytes())
             .map(ActionSet::bit)
         else {
-            return Verdict::invalid(UNKNOWN_ACTION);
+            return Verdict::UnknownAction;
         };
         let resource = request.resource();
         let parent = match check_resource_and_split(resource) {
             Ok(split) => split.and_then(|at| resource.get(..at)),
-            Err(e) => return Verdict::invalid(resource_error_code(e)),
+            Err(e) => return Verdict::InvalidResource(e),
         };
         let env = Env {
             principal,
@@ -827,27 +827,27 @@ impl Snapshot {
                         || role.flags & (DENY_DESCENDANT_RULES | DENY_EVERYTHING_RULES) != 0)
                     && let Some(hit) = self.find::<true>(role, q)
                 {
-                    return Verdict::granted(EXPLICIT_DENY, hit);
+                    return Verdict::ExplicitDeny(Found::of(hit));
                 }
             }
         }
 
         if any & SUPERUSER != 0 || self.superuser_by_attribute(q.ask.env.principal) {
-            return Verdict::of(SUPERUSER_VERDICT);
+            return Verdict::Superuser;
         }
 
         let keyed = (q.resource.tables & ALLOW_EXACT) | (q.parent.tables & ALLOW_CHILDREN);
         if keyed == 0 && any & (ALLOW_DESCENDANT_RULES | ALLOW_EVERYTHING_RULES) == 0 {
-            return Verdict::of(NO_MATCH);
+            return Verdict::NoMatch;
         }
         for role in held {
             if (keyed != 0 || role.flags & (ALLOW_DESCENDANT_RULES | ALLOW_EVERYTHING_RULES) != 0)
                 && let Some(hit) = self.find::<false>(role, q)
             {
-                return Verdict::granted(ALLOW, hit);
+                return Verdict::Allow(Found::of(hit));
             }
         }
-        Verdict::of(NO_MATCH)
+        Verdict::NoMatch
     }
 
     fn superuser_by_attribute(&self, principal: &Principal) -> bool {
@@ -936,121 +936,70 @@ struct Question<'q> {
     parent: Name<'q>,
 }
 
-/// Why a request is not acceptable, by [`Verdict`] code.
-const INVALID_REASONS: [&str; 10] = [
-    "unknown action",
-    "the resource name is empty",
-    "the resource name is too long",
-    "the resource name has too many segments",
-    "the resource name has an empty segment",
-    "the resource name contains a control or invisible character",
-    "the resource name contains a `.` or `..` path component",
-    "the resource name contains a percent-encoded byte",
-    "a segment of the resource name has surrounding white space or a trailing `.`",
-    "the resource name is not in Unicode normalization form C",
-];
+/// What a decision came to: the kind, and for a grant the matching rule and inheritance path
+/// (numbers into the snapshot, so that the explained [`Decision`] can be built without
+/// allocating). Small enough to be returned in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Verdict {
+    /// An allow rule matched.
+    Allow(Found),
+    /// An explicit deny rule matched.
+    ExplicitDeny(Found),
+    /// The principal is a superuser.
+    Superuser,
+    /// Nothing matched: denied by default. Also what a verdict is when nothing set it.
+    #[default]
+    NoMatch,
+    /// The action is not in the vocabulary.
+    UnknownAction,
+    /// The requested resource name is not acceptable.
+    InvalidResource(ResourceError),
+}
 
-const UNKNOWN_ACTION: u64 = 0;
+/// The rule that decided, and the inheritance path through which the principal holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    rule: u32,
+    path: u32,
+}
 
-fn resource_error_code(e: crate::pattern::ResourceError) -> u64 {
-    use crate::pattern::ResourceError as E;
-    match e {
-        E::Empty => 1,
-        E::TooLong => 2,
-        E::TooManySegments => 3,
-        E::EmptySegment => 4,
-        E::ControlCharacter => 5,
-        E::DotSegment => 6,
-        E::PercentEncoded => 7,
-        E::Untrimmed => 8,
-        E::NotNfc => 9,
+impl Found {
+    #[inline]
+    fn of(hit: &Hit) -> Self {
+        Self {
+            rule: hit.rule,
+            path: hit.path(),
+        }
     }
 }
 
-/// What a decision came to, in one word: its kind (low 3 bits), and the matching rule (high
-/// half) and inheritance path (bits 3 to 31) of a grant, or the code of an invalid request.
-/// One word leaves the thread-local snapshot cache in a register; a [`Decision`] returned
-/// from there was copied through memory in pieces of different widths, and its next reader
-/// stalled on store forwarding. Never zero, so that an `Option` or `Result` of it is one
-/// word too.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Verdict(std::num::NonZeroU64);
-
-const ALLOW: u64 = 1;
-const EXPLICIT_DENY: u64 = 2;
-const SUPERUSER_VERDICT: u64 = 3;
-const NO_MATCH: u64 = 4;
-const INVALID: u64 = 5;
-const KIND_BITS: u64 = 0b111;
-/// The largest inheritance path number a verdict can carry (29 bits).
-const MAX_PATH: u32 = (1 << 29) - 1;
-
 impl Verdict {
-    #[inline]
-    fn of(word: u64) -> Self {
-        Self(std::num::NonZeroU64::new(word).unwrap_or(std::num::NonZeroU64::MIN))
-    }
-
-    #[inline]
-    fn granted(kind: u64, hit: &Hit) -> Self {
-        Self::of(kind | (u64::from(hit.path()) << 3) | (u64::from(hit.rule) << 32))
-    }
-
-    #[inline]
-    fn invalid(code: u64) -> Self {
-        Self::of(INVALID | (code << 3))
-    }
-
     /// Whether [`Verdict::into_decision`] needs the snapshot (to explain a grant).
     #[inline]
     pub(crate) fn needs_source(self) -> bool {
-        matches!(self.0.get() & KIND_BITS, ALLOW | EXPLICIT_DENY)
+        matches!(self, Self::Allow(_) | Self::ExplicitDeny(_))
     }
 
-    /// The explained decision; `source` is the snapshot that decided (required for a grant).
+    /// The explained decision; `source` is the snapshot that decided. A grant without its
+    /// snapshot cannot be explained and denies with an evaluation error.
     #[inline]
     pub(crate) fn into_decision(self, source: Option<Arc<Snapshot>>) -> Decision {
-        let word = self.0.get();
-        let rule = (word >> 32) as u32;
-        let path = ((word >> 3) as u32) & MAX_PATH;
-        let grant = |source: Arc<Snapshot>| {
+        let grant = |source: Arc<Snapshot>, found: Found| {
             let source: Arc<dyn GrantSource> = source;
-            Grant::from_source(source, rule, path)
+            Grant::from_source(source, found.rule, found.path)
         };
-        // The two common answers first, each decided by one comparison.
-        let kind = word & KIND_BITS;
-        if kind == NO_MATCH {
-            return Decision::no_match();
-        }
-        if kind == ALLOW
-            && let Some(source) = source
-        {
-            return Decision::allow(grant(source));
-        }
-        Self::other_decision(word, source)
-    }
-
-    /// [`Verdict::into_decision`] for the answers other than an allow and no match.
-    #[inline(never)]
-    fn other_decision(word: u64, source: Option<Arc<Snapshot>>) -> Decision {
-        let rule = (word >> 32) as u32;
-        let path = ((word >> 3) as u32) & MAX_PATH;
-        let grant = |source: Arc<Snapshot>| {
-            let source: Arc<dyn GrantSource> = source;
-            Grant::from_source(source, rule, path)
-        };
-        match (word & KIND_BITS, source) {
-            (ALLOW, Some(source)) => Decision::allow(grant(source)),
-            (EXPLICIT_DENY, Some(source)) => Decision::explicit_deny(grant(source)),
-            (SUPERUSER_VERDICT, _) => Decision::superuser(),
-            (NO_MATCH, _) => Decision::no_match(),
-            (INVALID, _) => Decision::invalid_request(
-                INVALID_REASONS
-                    .get(((word >> 3) & 0xf) as usize)
-                    .copied()
-                    .unwrap_or("invalid request"),
-            ),
-            _ => Decision::error("no snapshot to explain the decision"),
+        match (self, source) {
+            (Self::NoMatch, _) => Decision::no_match(),
+            (Self::Allow(found), Some(source)) => Decision::allow(grant(source, found)),
+            (Self::ExplicitDeny(found), Some(source)) => {
+                Decision::explicit_deny(grant(source, found))
+            }
+            (Self::Superuser, _) => Decision::superuser(),
+            (Self::UnknownAction, _) => Decision::invalid_request("unknown action"),
+            (Self::InvalidResource(error), _) => Decision::invalid_request(error.as_str()),
+            (Self::Allow(_) | Self::ExplicitDeny(_), None) => {
+                Decision::error("no snapshot to explain the decision")
+            }
         }
     }
 }
@@ -1075,5 +1024,49 @@ impl GrantSource for Snapshot {
 
     fn grant_via(&self, path: u32) -> &[Arc<str>] {
         self.paths.get(path as usize).map_or(&[], |p| &p[..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Arc<Snapshot> {
+        let policy = Policy::from_toml(
+            "[[roles]]\nname = \"r\"\npermissions = [{ resource = \"a:b\", actions = [\"read\"] }]\n",
+        )
+        .unwrap();
+        Arc::new(Snapshot::compile(Arc::new(policy)).unwrap())
+    }
+
+    /// Outside testing found the former one-word encoding falling back to the bits of an
+    /// allow on an impossible input. A verdict nobody set is a no-match, and a grant that
+    /// cannot be explained denies.
+    #[test]
+    fn impossible_verdicts_deny() {
+        assert_eq!(Verdict::default(), Verdict::NoMatch);
+        assert!(Verdict::default().into_decision(None).is_denied());
+        let found = Found { rule: 0, path: 0 };
+        for verdict in [Verdict::Allow(found), Verdict::ExplicitDeny(found)] {
+            assert!(verdict.needs_source());
+            let decision = verdict.into_decision(None);
+            assert!(decision.is_denied());
+            assert_eq!(decision.reason_code(), "evaluation_error");
+        }
+        assert!(Verdict::Allow(found).into_decision(Some(snapshot())).is_allowed());
+        assert!(
+            Verdict::ExplicitDeny(found)
+                .into_decision(Some(snapshot()))
+                .is_denied()
+        );
+        for verdict in [
+            Verdict::NoMatch,
+            Verdict::UnknownAction,
+            Verdict::InvalidResource(ResourceError::PercentEncoded),
+        ] {
+            assert!(!verdict.needs_source());
+            assert!(verdict.into_decision(Some(snapshot())).is_denied());
+        }
+        assert!(Verdict::Superuser.into_decision(None).is_allowed());
     }
 }

@@ -294,8 +294,7 @@ impl RbacEngine {
 impl PolicyEngine for RbacEngine {
     fn evaluate(&self, request: &AccessRequest<'_>) -> Decision {
         // One atomic load (of the generation) when this thread's cached snapshot is current.
-        // The snapshot answers one word (see `Verdict`), and the explained decision is built
-        // here, in the caller's return slot.
+        // The snapshot answers a `Verdict`, from which the explained decision is built here.
         let generation = self.generation.load(Ordering::Acquire);
         let cached = LAST_SNAPSHOT
             .try_with(|cell| {

@@ -19,37 +19,56 @@ pub const MAX_RESOURCE_LEN: usize = 1024;
 pub const MAX_SEGMENTS: usize = 32;
 
 /// Why a resource name (or a literal part of a pattern) is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResourceError {
     /// The name is empty.
-    #[error("the resource name is empty")]
     Empty,
     /// Longer than [`MAX_RESOURCE_LEN`].
-    #[error("the resource name is longer than {MAX_RESOURCE_LEN} bytes")]
     TooLong,
     /// More than [`MAX_SEGMENTS`] segments.
-    #[error("the resource name has more than {MAX_SEGMENTS} segments")]
     TooManySegments,
     /// Two separators in a row, or one at either end.
-    #[error("the resource name has an empty segment")]
     EmptySegment,
     /// A control or invisible formatting character (zero-width, bidi override, BOM).
-    #[error("the resource name contains a control or invisible character")]
     ControlCharacter,
     /// A `.` or `..` path component.
-    #[error("the resource name contains a `.` or `..` path component")]
     DotSegment,
     /// A `%XX` escape (decode before asking; an encoded name is ambiguous).
-    #[error("the resource name contains a percent-encoded byte")]
     PercentEncoded,
     /// White space at the start or end of a segment, or a trailing `.`.
-    #[error("a segment of the resource name starts or ends with white space or ends with `.`")]
     Untrimmed,
     /// Not in Unicode Normalization Form C.
-    #[error("the resource name is not in Unicode normalization form C")]
     NotNfc,
 }
+
+impl ResourceError {
+    /// The reason, as a sentence for people (also the `Display` text).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "the resource name is empty",
+            Self::TooLong => "the resource name is longer than 1024 bytes",
+            Self::TooManySegments => "the resource name has more than 32 segments",
+            Self::EmptySegment => "the resource name has an empty segment",
+            Self::ControlCharacter => "the resource name contains a control or invisible character",
+            Self::DotSegment => "the resource name contains a `.` or `..` path component",
+            Self::PercentEncoded => "the resource name contains a percent-encoded byte",
+            Self::Untrimmed => {
+                "a segment of the resource name starts or ends with white space or ends with `.`"
+            }
+            Self::NotNfc => "the resource name is not in Unicode normalization form C",
+        }
+    }
+}
+
+impl fmt::Display for ResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for ResourceError {}
 
 fn is_invisible(c: char) -> bool {
     c.is_control()
@@ -456,6 +475,21 @@ impl<'de> Deserialize<'de> for ResourcePattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_texts_state_the_limits() {
+        assert!(
+            ResourceError::TooLong
+                .as_str()
+                .contains(&MAX_RESOURCE_LEN.to_string())
+        );
+        assert!(
+            ResourceError::TooManySegments
+                .as_str()
+                .contains(&MAX_SEGMENTS.to_string())
+        );
+        assert_eq!(ResourceError::NotNfc.to_string(), ResourceError::NotNfc.as_str());
+    }
 
     /// The plain check as first written, kept to test the current one against.
     fn plain_split_with_flag(bytes: &[u8]) -> Option<Option<usize>> {
