@@ -186,8 +186,10 @@ pub trait GrantSource: fmt::Debug + Send + Sync {
     fn grant_role(&self, rule: u32) -> &str;
     /// The text of rule `rule` (for example `collection:* read`).
     fn grant_rule(&self, rule: u32) -> &str;
-    /// Inheritance path number `path` (see [`Grant::via`]).
-    fn grant_via(&self, path: u32) -> &[Arc<str>];
+    /// The roles of inheritance path number `path`, from the role the principal holds down
+    /// to the child of the grant's role (see [`Grant::via`]). Built when an explanation is
+    /// asked for, so that a compiled policy need not keep every path whole.
+    fn grant_via(&self, path: u32) -> Vec<&str>;
 }
 
 impl Grant {
@@ -219,11 +221,13 @@ impl Grant {
         }
     }
 
-    /// The inheritance path from the role the principal holds to [`Grant::role`].
+    /// The inheritance path from the role the principal holds to [`Grant::role`]: the role
+    /// the principal holds first, down to `role`'s child; empty when the principal holds
+    /// `role` itself.
     #[must_use]
-    pub fn via(&self) -> &[Arc<str>] {
+    pub fn via(&self) -> Vec<&str> {
         match &self.repr {
-            GrantRepr::Owned(owned) => &owned.via,
+            GrantRepr::Owned(owned) => owned.via.iter().map(|r| &**r).collect(),
             GrantRepr::Indexed { source, path, .. } => source.grant_via(*path),
         }
     }

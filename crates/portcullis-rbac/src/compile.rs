@@ -24,7 +24,7 @@ use crate::action::{ActionSet, ActionVocabulary};
 use crate::condition::{Condition, Truth};
 use crate::names::{BitsFilter, NOT_FOUND, NameHasher, NameList, NameTable, ShortList, Sought};
 use crate::pattern::{PatternKind, ResourceError, check_resource_and_split};
-use crate::validate::{Policy, ancestors};
+use crate::validate::{AncestorWalker, Policy};
 
 /// Roles resolved inline before falling back to resolving twice.
 const INLINE_ROLES: usize = 8;
@@ -54,6 +54,27 @@ struct Hit {
 }
 
 const CONDITIONAL: u32 = 1 << 31;
+
+/// One step of an inheritance path: the path is `prefix`'s roles, then `role`. Path number 0
+/// is the empty path (a rule of a role the principal holds itself), so every role's
+/// ancestors cost one node each instead of a copy of the whole path.
+#[derive(Debug, Clone, Copy)]
+struct PathNode {
+    role: u32,
+    prefix: u32,
+}
+
+/// The empty inheritance path.
+const EMPTY_PATH: u32 = 0;
+
+// What the loader's size estimate counts (see `validate::check_compiled_size`), in bytes,
+// rounded up: a role (its record and name-table slot), a rule (its record and interned name),
+// an inheritance path node, and a rule repeated in a descendant's index (an entry in a hash
+// table that may be up to half empty).
+pub(crate) const ROLE_BYTES: usize = 128;
+pub(crate) const RULE_BYTES: usize = 64;
+pub(crate) const PATH_BYTES: usize = size_of::<PathNode>();
+pub(crate) const INHERITED_RULE_BYTES: usize = 80;
 
 impl Hit {
     #[inline]
@@ -167,14 +188,15 @@ pub(crate) struct Snapshot {
     rules: Vec<RuleInfo>,
     texts: String,
     conditions: Vec<Condition>,
-    paths: Vec<Arc<[Arc<str>]>>,
+    paths: Vec<PathNode>,
     default_role: Option<HeldRole>,
     superuser_attribute: Option<String>,
 }
 
-/// A policy too large to index with 32-bit offsets.
+/// A policy too large to compile: more than its [`Limits::max_compiled_bytes`]
+/// (crate::Limits::max_compiled_bytes), or past the 32-bit numbers of the indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the policy is too large to compile (more than 4 GiB of names or 2^32 rules)")]
+#[error("the policy is too large to compile (over its compiled-size limit or 2^31 entries)")]
 pub struct TooLarge;
 
 fn u32_of(n: usize) -> Result<u32, TooLarge> {
@@ -336,20 +358,17 @@ impl Snapshot {
             .iter()
             .map(|r| Arc::from(r.name.as_str()))
             .collect();
-        let mut paths: Vec<Arc<[Arc<str>]>> = vec![Arc::from(Vec::new())];
-        let mut path_index: FastMap<Vec<usize>, u32> = FastMap::default();
-        path_index.insert(Vec::new(), 0);
+        let mut paths = vec![PathNode {
+            role: 0,
+            prefix: EMPTY_PATH,
+        }];
 
-        // Flatten inheritance once, and size every table before filling it.
-        let chains: Vec<Vec<(usize, Vec<usize>)>> = (0..policy_ref.roles.len())
-            .map(|r| ancestors(&policy_ref.roles, r))
-            .collect();
+        // Flatten inheritance: size every table first (one walk of each role's ancestors),
+        // then fill them (a second walk).
+        let mut walker = AncestorWalker::new(policy_ref.roles.len());
         let mut counts = [[0usize; 3]; 2];
-        for chain in &chains {
-            for (ancestor, _) in chain {
-                let Some(a) = policy_ref.roles.get(*ancestor) else {
-                    continue;
-                };
+        for r in 0..policy_ref.roles.len() {
+            walker.walk(&policy_ref.roles, r, |_, a| {
                 for (rules, slot) in [(&a.allow, 0usize), (&a.deny, 1usize)] {
                     for rule in rules {
                         let kind = match rule.pattern.kind() {
@@ -363,7 +382,8 @@ impl Snapshot {
                         }
                     }
                 }
-            }
+                true
+            });
         }
         let sized = |c: [usize; 3]| Tables {
             exact: HashTable::with_capacity(c[0]),
@@ -377,27 +397,37 @@ impl Snapshot {
             .key_index
             .reserve(allow_counts.iter().sum::<usize>() / 2);
         let mut roles = Vec::with_capacity(policy_ref.roles.len());
-        for (holder, (role, chain)) in policy_ref.roles.iter().zip(chains).enumerate() {
+        // The path node of each entry of the current walk.
+        let mut node_of: Vec<u32> = Vec::new();
+        for (holder, role) in policy_ref.roles.iter().enumerate() {
             let holder32 = u32_of(holder)?;
             let mut allow_everything = Vec::new();
             let mut deny_everything = Vec::new();
             let mut flags = if role.superuser { SUPERUSER } else { 0 };
-            for (ancestor, path) in chain {
+            let chain = walker.walk(&policy_ref.roles, holder, |_, _| true);
+            node_of.clear();
+            for step in chain {
+                // The path to this ancestor: the path to the role it was reached through,
+                // then that role.
+                let path_id = match step.via {
+                    None => EMPTY_PATH,
+                    Some(via) => {
+                        let id = u32_of(paths.len())?;
+                        paths.push(PathNode {
+                            role: chain.get(via).map_or(Ok(0), |child| u32_of(child.role))?,
+                            prefix: node_of.get(via).copied().unwrap_or(EMPTY_PATH),
+                        });
+                        id
+                    }
+                };
+                node_of.push(path_id);
+                let ancestor = step.role;
                 let Some(a) = policy_ref.roles.get(ancestor) else {
                     continue;
                 };
                 if a.superuser {
                     flags |= SUPERUSER;
                 }
-                let path_id = match path_index.get(&path) {
-                    Some(id) => *id,
-                    None => {
-                        let id = u32_of(paths.len())?;
-                        paths.push(path.iter().filter_map(|i| names.get(*i).cloned()).collect());
-                        path_index.insert(path.clone(), id);
-                        id
-                    }
-                };
                 let base = first_rule.get(ancestor).copied().unwrap_or_default();
                 let rules_of = a
                     .allow
@@ -495,7 +525,7 @@ impl Snapshot {
         texts.shrink_to_fit();
         conditions.shrink_to_fit();
         paths.shrink_to_fit();
-        Ok(Self {
+        let snapshot = Self {
             policy,
             role_names,
             roles,
@@ -512,7 +542,11 @@ impl Snapshot {
             paths,
             default_role,
             superuser_attribute,
-        })
+        };
+        if snapshot.heap_size() > snapshot.policy.limits.compiled_bytes() {
+            return Err(TooLarge);
+        }
+        Ok(snapshot)
     }
 
     pub(crate) fn vocabulary(&self) -> &ActionVocabulary {
@@ -877,12 +911,7 @@ impl Snapshot {
                     + (r.allow_everything.len() + r.deny_everything.len()) * size_of::<Hit>()
             })
             .sum::<usize>();
-        let paths = self
-            .paths
-            .iter()
-            .map(|p| p.len() * size_of::<Arc<str>>())
-            .sum::<usize>()
-            + self.paths.capacity() * size_of::<Arc<[Arc<str>]>>();
+        let paths = self.paths.capacity() * size_of::<PathNode>();
         tables
             + extra
             + roles
@@ -1022,8 +1051,23 @@ impl GrantSource for Snapshot {
             .unwrap_or_default()
     }
 
-    fn grant_via(&self, path: u32) -> &[Arc<str>] {
-        self.paths.get(path as usize).map_or(&[], |p| &p[..])
+    fn grant_via(&self, path: u32) -> Vec<&str> {
+        // The nodes run from the last role of the path back to its first.
+        let mut via = Vec::new();
+        let mut at = path;
+        while at != EMPTY_PATH {
+            let Some(node) = self.paths.get(at as usize) else {
+                break;
+            };
+            // A prefix is always an earlier node, so the walk ends.
+            if node.prefix >= at {
+                break;
+            }
+            via.push(self.roles.get(node.role as usize).map_or("", |r| &*r.name));
+            at = node.prefix;
+        }
+        via.reverse();
+        via
     }
 }
 
@@ -1053,7 +1097,11 @@ mod tests {
             assert!(decision.is_denied());
             assert_eq!(decision.reason_code(), "evaluation_error");
         }
-        assert!(Verdict::Allow(found).into_decision(Some(snapshot())).is_allowed());
+        assert!(
+            Verdict::Allow(found)
+                .into_decision(Some(snapshot()))
+                .is_allowed()
+        );
         assert!(
             Verdict::ExplicitDeny(found)
                 .into_decision(Some(snapshot()))

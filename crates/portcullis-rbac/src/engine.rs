@@ -152,14 +152,15 @@ impl RbacEngine {
         Ok(())
     }
 
-    /// Loads a new roles file's text and swaps it in. When the file is invalid, the current
-    /// policy stays in force (a bad reload never opens anything up) and the problems are
-    /// returned.
+    /// Loads a new roles file's text and swaps it in, under the [`Limits`](crate::Limits) the
+    /// policy in force was loaded with. When the file is invalid, the current policy stays in
+    /// force (a bad reload never opens anything up) and the problems are returned.
     ///
     /// # Errors
     /// Every problem of the file.
     pub fn reload_toml(&self, text: &str) -> Result<ValidationReport, RbacError> {
-        let policy = Policy::from_toml(text)?;
+        let limits = *self.current.load().policy.limits();
+        let policy = Policy::from_toml_with_limits(text, &limits)?;
         let report = policy.report().clone();
         self.swap(policy)?;
         Ok(report)

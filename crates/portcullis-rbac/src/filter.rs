@@ -271,7 +271,7 @@ pub(crate) fn permitted(
     let superuser = held.iter().any(|r| {
         ancestors(&policy.roles, *r)
             .iter()
-            .any(|(a, _)| policy.roles.get(*a).is_some_and(|x| x.superuser))
+            .any(|a| policy.roles.get(a.role).is_some_and(|x| x.superuser))
     }) || policy
         .superuser_attribute
         .as_deref()
@@ -280,8 +280,8 @@ pub(crate) fn permitted(
         out.allowed.everything = true;
     }
     for role in held {
-        for (ancestor, _) in ancestors(&policy.roles, role) {
-            let Some(a) = policy.roles.get(ancestor) else {
+        for ancestor in ancestors(&policy.roles, role) {
+            let Some(a) = policy.roles.get(ancestor.role) else {
                 continue;
             };
             for rule in &a.allow {

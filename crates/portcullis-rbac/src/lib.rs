@@ -7,6 +7,7 @@ mod compile;
 mod condition;
 mod engine;
 mod filter;
+mod limits;
 mod model;
 mod names;
 mod pattern;
@@ -17,6 +18,10 @@ pub use compile::TooLarge;
 pub use condition::{Cidr, ConditionDef, ConditionError};
 pub use engine::{RbacEngine, RbacError};
 pub use filter::{Permitted, Scope, SqlPlaceholders};
+pub use limits::{
+    DEFAULT_MAX_COMPILED_BYTES, DEFAULT_MAX_INHERITANCE_DEPTH, DEFAULT_MAX_ROLES,
+    DEFAULT_MAX_RULES, Limits,
+};
 pub use model::{AETHERA_PERMISSIONS, Builtins, PolicyDocument, RoleDef, RuleDef};
 pub use pattern::{
     MAX_RESOURCE_LEN, MAX_SEGMENTS, PatternError, PatternKind, ResourceError, ResourcePattern,

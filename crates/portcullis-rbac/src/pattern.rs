@@ -488,7 +488,10 @@ mod tests {
                 .as_str()
                 .contains(&MAX_SEGMENTS.to_string())
         );
-        assert_eq!(ResourceError::NotNfc.to_string(), ResourceError::NotNfc.as_str());
+        assert_eq!(
+            ResourceError::NotNfc.to_string(),
+            ResourceError::NotNfc.as_str()
+        );
     }
 
     /// The plain check as first written, kept to test the current one against.

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use crate::action::{ActionSet, ActionVocabulary, ActionsDef};
 use crate::condition::{Condition, ConditionDef};
+use crate::limits::Limits;
 use crate::model::{Builtins, PolicyDocument, RoleDef, RuleDef};
 use crate::pattern::ResourcePattern;
 
@@ -75,6 +76,8 @@ pub enum IssueKind {
     RedundantAction,
     /// A role grants nothing.
     EmptyRole,
+    /// The policy is larger than the loader's [`Limits`] allow.
+    LimitExceeded,
 }
 
 /// One problem.
@@ -402,25 +405,54 @@ pub struct Policy {
     pub(crate) default_role: Option<usize>,
     pub(crate) superuser_attribute: Option<String>,
     pub(crate) report: ValidationReport,
+    /// The limits it was loaded under (reloads use them too).
+    pub(crate) limits: Limits,
 }
 
 impl Policy {
     /// Loads an AmateRS-style `roles.toml` (with the additions described on
-    /// [`PolicyDocument`]).
+    /// [`PolicyDocument`]) under the default [`Limits`].
     ///
     /// # Errors
     /// A [`PolicyError`] listing every problem with its line and column.
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
-        let (doc, map) = parse_toml(text)?;
-        validate(&doc, Some(&map))
+        Self::from_toml_with_limits(text, &Limits::default())
     }
 
-    /// Validates a policy built in code or read from a database.
+    /// [`Policy::from_toml`] under other limits.
+    ///
+    /// # Errors
+    /// A [`PolicyError`] listing every problem with its line and column; a policy over a
+    /// limit is refused with an [`IssueKind::LimitExceeded`] error.
+    pub fn from_toml_with_limits(text: &str, limits: &Limits) -> Result<Self, PolicyError> {
+        let (doc, map) = parse_toml(text)?;
+        validate(&doc, Some(&map), limits)
+    }
+
+    /// Validates a policy built in code or read from a database, under the default
+    /// [`Limits`].
     ///
     /// # Errors
     /// A [`PolicyError`] listing every problem.
     pub fn from_document(doc: &PolicyDocument) -> Result<Self, PolicyError> {
-        validate(doc, None)
+        Self::from_document_with_limits(doc, &Limits::default())
+    }
+
+    /// [`Policy::from_document`] under other limits.
+    ///
+    /// # Errors
+    /// A [`PolicyError`] listing every problem.
+    pub fn from_document_with_limits(
+        doc: &PolicyDocument,
+        limits: &Limits,
+    ) -> Result<Self, PolicyError> {
+        validate(doc, None, limits)
+    }
+
+    /// The limits this policy was loaded under.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Only the AmateRS built-in roles.
@@ -447,12 +479,13 @@ impl Policy {
             ..PolicyDocument::default()
         };
         // The built-in sets are valid by construction; should that ever break, deny all.
-        validate(&doc, None).unwrap_or_else(|_| Self {
+        validate(&doc, None, &Limits::default()).unwrap_or_else(|_| Self {
             vocabulary: ActionVocabulary::amaters_levels(),
             roles: Vec::new(),
             default_role: None,
             superuser_attribute: None,
             report: ValidationReport::default(),
+            limits: Limits::default(),
         })
     }
 
@@ -530,7 +563,11 @@ enum Origin {
     Document(usize),
 }
 
-fn validate(doc: &PolicyDocument, map: Option<&SourceMap>) -> Result<Policy, PolicyError> {
+fn validate(
+    doc: &PolicyDocument,
+    map: Option<&SourceMap>,
+    limits: &Limits,
+) -> Result<Policy, PolicyError> {
     let mut v = Validator {
         map,
         report: ValidationReport::default(),
@@ -615,6 +652,10 @@ fn validate(doc: &PolicyDocument, map: Option<&SourceMap>) -> Result<Policy, Pol
                 defs.push((role, Origin::Document(i)));
             }
         }
+    }
+
+    if !check_sizes(&mut v, &defs, limits) {
+        return Err(v.finish());
     }
 
     // Rules and parents.
@@ -706,25 +747,227 @@ fn validate(doc: &PolicyDocument, map: Option<&SourceMap>) -> Result<Policy, Pol
         }
     };
 
+    // The hierarchy's size, before anything walks it role by role.
+    if v.report.is_ok() {
+        check_depth(&mut v, &roles, &defs, limits);
+    }
+    if v.report.is_ok() {
+        check_compiled_size(&mut v, &roles, &defs, limits);
+    }
     if v.report.is_ok() {
         lint_redundancy(&mut v, &roles, &defs, &vocabulary);
     }
 
-    // File order: located issues by position, then the others in the order found.
-    v.report.issues.sort_by_key(|i| {
-        i.location
-            .map_or((usize::MAX, usize::MAX), |l| (l.line, l.column))
-    });
     if !v.report.is_ok() {
-        return Err(PolicyError { report: v.report });
+        return Err(v.finish());
     }
+    let report = v.finish().report;
     Ok(Policy {
         vocabulary,
         roles,
         default_role,
         superuser_attribute: doc.superuser_attribute.clone(),
-        report: v.report,
+        report,
+        limits: *limits,
     })
+}
+
+impl Validator<'_> {
+    /// The report in file order: located issues by position, then the others in the order
+    /// found.
+    fn finish(mut self) -> PolicyError {
+        self.report.issues.sort_by_key(|i| {
+            i.location
+                .map_or((usize::MAX, usize::MAX), |l| (l.line, l.column))
+        });
+        PolicyError {
+            report: self.report,
+        }
+    }
+
+    /// Where the name of role `role` (an index into `defs`) is, when it came from the file.
+    fn role_at(&self, defs: &[(&RoleDef, Origin)], role: usize) -> Option<Location> {
+        match defs.get(role) {
+            Some((_, Origin::Document(i))) => self.at(self
+                .map
+                .and_then(|m| m.role(*i))
+                .and_then(|r| r.name.as_ref())),
+            _ => None,
+        }
+    }
+}
+
+/// The number of roles and of rules as written, against the limits; `false` (and an error)
+/// when one is over.
+fn check_sizes(v: &mut Validator<'_>, defs: &[(&RoleDef, Origin)], limits: &Limits) -> bool {
+    if defs.len() > limits.max_roles {
+        let at = v.role_at(defs, limits.max_roles);
+        let name = defs.get(limits.max_roles).map(|(d, _)| d.name.as_str());
+        v.error(
+            IssueKind::LimitExceeded,
+            at,
+            name,
+            format!(
+                "the policy has {} roles; the limit is {} (`Limits::max_roles`)",
+                defs.len(),
+                limits.max_roles
+            ),
+        );
+        return false;
+    }
+    let mut rules = 0usize;
+    for (r, (def, _)) in defs.iter().enumerate() {
+        rules = rules.saturating_add(def.permissions.len() + def.deny.len());
+        if rules > limits.max_rules {
+            let at = v.role_at(defs, r);
+            v.error(
+                IssueKind::LimitExceeded,
+                at,
+                Some(&def.name),
+                format!(
+                    "the policy has more than {} rules (`Limits::max_rules`)",
+                    limits.max_rules
+                ),
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// Errors reported for one limit, at most (a hierarchy can break a limit in many places).
+const MAX_LIMIT_ERRORS: usize = 16;
+
+/// The longest inheritance chain of every role (the role itself counted), against the limit.
+/// Runs only on an acyclic hierarchy. Reports the roles where a chain first gets too long.
+fn check_depth(
+    v: &mut Validator<'_>,
+    roles: &[Role],
+    defs: &[(&RoleDef, Origin)],
+    limits: &Limits,
+) {
+    let depths = chain_lengths(roles);
+    let too_long = |r: usize| {
+        depths
+            .get(r)
+            .is_some_and(|d| *d > limits.max_inheritance_depth)
+    };
+    let mut reported = 0;
+    for (r, role) in roles.iter().enumerate() {
+        // Where a chain first crosses the limit: every parent is within it.
+        if !too_long(r) || role.parents.iter().any(|p| too_long(*p)) {
+            continue;
+        }
+        reported += 1;
+        if reported > MAX_LIMIT_ERRORS {
+            break;
+        }
+        let at = v.role_at(defs, r);
+        v.error(
+            IssueKind::LimitExceeded,
+            at,
+            Some(&role.name),
+            format!(
+                "the inheritance chain of `{}` is {} roles long; the limit is {} \
+                 (`Limits::max_inheritance_depth`)",
+                role.name,
+                depths.get(r).copied().unwrap_or_default(),
+                limits.max_inheritance_depth
+            ),
+        );
+    }
+}
+
+/// For every role, the number of roles in its longest inheritance chain, itself included.
+/// The hierarchy must be acyclic.
+fn chain_lengths(roles: &[Role]) -> Vec<usize> {
+    // Iterative depth-first search, so that a deep chain cannot overflow the stack.
+    let mut lengths = vec![0usize; roles.len()];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for start in 0..roles.len() {
+        if lengths.get(start).is_some_and(|l| *l != 0) {
+            continue;
+        }
+        stack.push((start, 0));
+        while let Some((node, next)) = stack.last_mut() {
+            let parents = roles
+                .get(*node)
+                .map(|r| r.parents.as_slice())
+                .unwrap_or_default();
+            if let Some(&parent) = parents.get(*next) {
+                *next += 1;
+                if lengths.get(parent) == Some(&0) {
+                    stack.push((parent, 0));
+                }
+            } else {
+                let done = *node;
+                let longest = parents
+                    .iter()
+                    .filter_map(|p| lengths.get(*p))
+                    .max()
+                    .copied()
+                    .unwrap_or(0);
+                if let Some(l) = lengths.get_mut(done) {
+                    *l = longest + 1;
+                }
+                stack.pop();
+            }
+        }
+    }
+    lengths
+}
+
+/// Refuses, before anything is built, a hierarchy whose flattened form would be larger than
+/// the limit. Stops counting as soon as the estimate crosses it, so the check itself is
+/// bounded by the limit.
+fn check_compiled_size(
+    v: &mut Validator<'_>,
+    roles: &[Role],
+    defs: &[(&RoleDef, Origin)],
+    limits: &Limits,
+) {
+    let mut walker = AncestorWalker::new(roles.len());
+    let mut estimate = 0usize;
+    for (r, role) in roles.iter().enumerate() {
+        estimate = estimate.saturating_add(role_estimate(role));
+        walker.walk(roles, r, |_, ancestor| {
+            estimate = estimate.saturating_add(inherited_estimate(ancestor));
+            estimate <= limits.max_compiled_bytes
+        });
+        if estimate > limits.max_compiled_bytes {
+            let at = v.role_at(defs, r);
+            v.error(
+                IssueKind::LimitExceeded,
+                at,
+                Some(&role.name),
+                format!(
+                    "compiling the policy would take more than {} bytes once the rules \
+                     inherited by `{}` are counted (`Limits::max_compiled_bytes`); \
+                     inheritance is flattened, so a deep or wide hierarchy repeats every \
+                     ancestor's rules in each descendant",
+                    limits.max_compiled_bytes, role.name
+                ),
+            );
+            return;
+        }
+    }
+}
+
+/// Estimated compiled bytes of a role itself: its name, its rules' texts and records.
+fn role_estimate(role: &Role) -> usize {
+    let rules = role.allow.iter().chain(&role.deny);
+    role.name.len()
+        + crate::compile::ROLE_BYTES
+        + rules
+            .map(|r| r.text.len() + crate::compile::RULE_BYTES)
+            .sum::<usize>()
+}
+
+/// Estimated compiled bytes that holding `ancestor` (or the role itself) adds to a role: one
+/// inheritance path node, and one index entry per rule.
+fn inherited_estimate(ancestor: &Role) -> usize {
+    crate::compile::PATH_BYTES
+        + (ancestor.allow.len() + ancestor.deny.len()) * crate::compile::INHERITED_RULE_BYTES
 }
 
 fn validate_rule(
@@ -840,8 +1083,8 @@ fn validate_rule(
     })
 }
 
-/// Every cycle in the inheritance graph, each reported once, as a path that returns to its
-/// start.
+/// The cycles in the inheritance graph (at most [`MAX_LIMIT_ERRORS`]), each reported once,
+/// as a path that returns to its start.
 fn find_cycles(roles: &[Role]) -> Vec<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -876,7 +1119,7 @@ fn find_cycles(roles: &[Role]) -> Vec<Vec<usize>> {
                         stack.push((parent, 0));
                         path.push(parent);
                     }
-                    Some(Mark::Active) => {
+                    Some(Mark::Active) if cycles.len() < MAX_LIMIT_ERRORS => {
                         if let Some(pos) = path.iter().position(|p| *p == parent) {
                             let mut cycle: Vec<usize> =
                                 path.get(pos..).unwrap_or_default().to_vec();
@@ -899,32 +1142,86 @@ fn find_cycles(roles: &[Role]) -> Vec<Vec<usize>> {
     cycles
 }
 
-/// The role and its ancestors, nearest first, each once.
-pub(crate) fn ancestors(roles: &[Role], role: usize) -> Vec<(usize, Vec<usize>)> {
-    // Breadth-first from `role`: each entry is (ancestor, path of roles from `role` down to
-    // but excluding the ancestor).
-    let mut seen = vec![false; roles.len()];
-    let mut out = Vec::new();
-    let mut queue = std::collections::VecDeque::from([(role, Vec::new())]);
-    if let Some(s) = seen.get_mut(role) {
-        *s = true;
+/// A role among the ancestors of another (see [`AncestorWalker`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ancestor {
+    /// The role.
+    pub(crate) role: usize,
+    /// Through which earlier entry of the walk it was reached (its child on the path from
+    /// the role whose ancestors these are); `None` for that role itself.
+    pub(crate) via: Option<usize>,
+}
+
+/// Walks the ancestors of roles breadth-first (the role itself first, then nearer ancestors
+/// before farther ones), each once, reusing its buffers from role to role.
+#[derive(Debug)]
+pub(crate) struct AncestorWalker {
+    /// The walk in progress (or last finished).
+    found: Vec<Ancestor>,
+    /// `seen[r] == stamp` when role `r` is in the current walk.
+    seen: Vec<u32>,
+    stamp: u32,
+}
+
+impl AncestorWalker {
+    pub(crate) fn new(roles: usize) -> Self {
+        Self {
+            found: Vec::new(),
+            seen: vec![0; roles],
+            stamp: 0,
+        }
     }
-    while let Some((current, path)) = queue.pop_front() {
-        if let Some(r) = roles.get(current) {
+
+    /// Calls `visit(index in the walk, role)` for `role` and each of its ancestors, nearest
+    /// first, until it returns `false`. Returns the walk.
+    pub(crate) fn walk(
+        &mut self,
+        roles: &[Role],
+        role: usize,
+        mut visit: impl FnMut(usize, &Role) -> bool,
+    ) -> &[Ancestor] {
+        self.found.clear();
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            // The stamps wrapped around: forget every earlier walk.
+            self.seen.iter_mut().for_each(|s| *s = 0);
+            self.stamp = 1;
+        }
+        let stamp = self.stamp;
+        if let Some(s) = self.seen.get_mut(role) {
+            *s = stamp;
+        }
+        self.found.push(Ancestor { role, via: None });
+        let mut next = 0;
+        while let Some(current) = self.found.get(next).copied() {
+            let Some(r) = roles.get(current.role) else {
+                break;
+            };
+            if !visit(next, r) {
+                break;
+            }
             for &parent in &r.parents {
-                if seen.get(parent) == Some(&false) {
-                    if let Some(s) = seen.get_mut(parent) {
-                        *s = true;
-                    }
-                    let mut next = path.clone();
-                    next.push(current);
-                    queue.push_back((parent, next));
+                if let Some(s) = self.seen.get_mut(parent)
+                    && *s != stamp
+                {
+                    *s = stamp;
+                    self.found.push(Ancestor {
+                        role: parent,
+                        via: Some(next),
+                    });
                 }
             }
+            next += 1;
         }
-        out.push((current, path));
+        &self.found
     }
-    out
+}
+
+/// The role and its ancestors, nearest first, each once.
+pub(crate) fn ancestors(roles: &[Role], role: usize) -> Vec<Ancestor> {
+    AncestorWalker::new(roles.len())
+        .walk(roles, role, |_, _| true)
+        .to_vec()
 }
 
 type LintMap<'a, V> = HashMap<&'a str, V, foldhash::fast::FixedState>;
@@ -943,11 +1240,12 @@ fn lint_redundancy(
     let mut exact: LintMap<'_, Covers> = LintMap::default();
     let mut children: LintMap<'_, Covers> = LintMap::default();
     let mut descendants: LintMap<'_, Covers> = LintMap::default();
+    let mut walker = AncestorWalker::new(roles.len());
     for (r, role) in roles.iter().enumerate() {
         let Some((_, Origin::Document(doc_index))) = defs.get(r) else {
             continue;
         };
-        let chain = ancestors(roles, r);
+        let chain = walker.walk(roles, r, |_, _| true);
         if role.allow.is_empty() && role.parents.is_empty() && !role.superuser {
             let at = v.at(v
                 .map
@@ -966,7 +1264,8 @@ fn lint_redundancy(
         exact.clear();
         children.clear();
         descendants.clear();
-        for (holder, _) in &chain {
+        for ancestor in chain {
+            let holder = &ancestor.role;
             let Some(h) = roles.get(*holder) else {
                 continue;
             };

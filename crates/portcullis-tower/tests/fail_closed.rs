@@ -93,7 +93,10 @@ async fn a_guard_decides_on_a_public_path() {
     let engine = engine();
     let policy: Arc<dyn PolicyEngine> = engine.clone();
     let router = Router::new()
-        .route("/public/editors", get(|p: Principal| async move { p.id().to_owned() }))
+        .route(
+            "/public/editors",
+            get(|p: Principal| async move { p.id().to_owned() }),
+        )
         .route_layer(GuardLayer::require_role(policy.clone(), "editor"))
         .merge(
             Router::new()
@@ -140,11 +143,17 @@ async fn require_role_and_the_engine_agree_on_the_default_role() {
     let engine = engine();
     let policy: Arc<dyn PolicyEngine> = engine.clone();
     let router = Router::new()
-        .route("/readers", get(|p: Principal| async move { p.id().to_owned() }))
+        .route(
+            "/readers",
+            get(|p: Principal| async move { p.id().to_owned() }),
+        )
         .route_layer(GuardLayer::require_role(policy.clone(), "reader"))
         .merge(
             Router::new()
-                .route("/editors", get(|p: Principal| async move { p.id().to_owned() }))
+                .route(
+                    "/editors",
+                    get(|p: Principal| async move { p.id().to_owned() }),
+                )
                 .route_layer(GuardLayer::require_role(policy, "editor")),
         )
         .layer(AuthLayer::new(AuthenticatorChain::new(vec![authenticator])));
