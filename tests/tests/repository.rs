@@ -124,3 +124,32 @@ fn changelog_has_an_unreleased_section() {
     let changelog = read("CHANGELOG.md");
     assert!(changelog.contains("## [Unreleased]"));
 }
+
+/// Secrets and MACs are compared with `subtle` (or ring's verification), never with a
+/// hand-rolled loop kept from early exit by `std::hint::black_box`, which std documents as no
+/// guarantee for security purposes.
+#[test]
+fn no_black_box_in_library_code() {
+    let mut offenders = Vec::new();
+    let crates = root().join("crates");
+    for entry in fs::read_dir(&crates).unwrap() {
+        let src = entry.unwrap().path().join("src");
+        let mut stack = vec![src];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && fs::read_to_string(&path).unwrap().contains("black_box")
+                {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "black_box in {offenders:?}");
+}

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 /// A secret taken from a request or a configuration file: a bearer token, an API key, a
@@ -91,7 +92,9 @@ impl<'de> serde::Deserialize<'de> for SecretString {
 }
 
 /// Compares two byte strings in time that depends only on their lengths, never on where they
-/// differ. Different lengths compare unequal (lengths are not treated as secret).
+/// differ (with the `subtle` crate, whose comparison is written so that the optimiser cannot
+/// turn it into an early exit). Different lengths compare unequal (lengths are not treated as
+/// secret).
 ///
 /// ```
 /// assert!(portcullis_core::constant_time_eq(b"abc", b"abc"));
@@ -100,15 +103,7 @@ impl<'de> serde::Deserialize<'de> for SecretString {
 /// ```
 #[must_use]
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a
-        .iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // `black_box` keeps the optimiser from turning the fold into an early exit.
-    std::hint::black_box(difference) == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
@@ -120,6 +115,21 @@ mod tests {
         let secret = SecretString::new("hunter2-very-secret");
         let printed = format!("{secret:?} {:#?}", secret);
         assert!(!printed.contains("hunter2"));
+    }
+
+    #[test]
+    fn comparison_of_every_length_and_difference() {
+        let base: Vec<u8> = (0..=64).collect();
+        for len in 0..base.len() {
+            let a = &base[..len];
+            assert!(constant_time_eq(a, a));
+            assert!(!constant_time_eq(a, &base[..len + 1]));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x80;
+                assert!(!constant_time_eq(a, &b), "len {len}, difference at {at}");
+            }
+        }
     }
 
     #[test]
