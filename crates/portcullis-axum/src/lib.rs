@@ -159,10 +159,17 @@ async fn audit_logs(
         .await
     {
         Ok(events) => Json(events).into_response(),
-        Err(_) => detail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            portcullis_core::SERVICE_UNAVAILABLE,
-        ),
+        Err(_) => {
+            let mut response = detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                portcullis_core::SERVICE_UNAVAILABLE,
+            );
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(portcullis_core::DEFAULT_RETRY_AFTER.as_secs()),
+            );
+            response
+        }
     }
 }
 

@@ -304,6 +304,25 @@ pub enum CredentialError {
     EmptyPeerCertificates,
 }
 
+impl CredentialError {
+    /// Whether the error is about the `Authorization` header (so that an RFC 6750 `Bearer`
+    /// challenge may call it `invalid_request`).
+    #[must_use]
+    pub fn concerns_authorization(&self) -> bool {
+        match self {
+            Self::DuplicateHeader { header, .. }
+            | Self::TooLong { header, .. }
+            | Self::NotVisibleAscii { header }
+            | Self::Empty { header } => header == AUTHORIZATION,
+            Self::MalformedAuthorization { .. } => true,
+            Self::TooManyHeaders { .. }
+            | Self::DuplicateSessionCookie
+            | Self::MalformedBasic { .. }
+            | Self::EmptyPeerCertificates => false,
+        }
+    }
+}
+
 /// Configuration errors of a [`CredentialExtractor`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 use http::{HeaderValue, StatusCode};
 
@@ -16,6 +17,8 @@ pub const PERMISSION_REQUIRED: &str = "Permission required";
 pub const SERVICE_UNAVAILABLE: &str = "Service unavailable";
 /// The message every client sees when it has failed too often.
 pub const TOO_MANY_REQUESTS: &str = "Too many requests";
+/// The `Retry-After` of a 503 when the error does not say when to retry.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -98,7 +101,8 @@ impl BearerErrorCode {
 /// use http::StatusCode;
 /// use portcullis_core::{AuthError, Challenge};
 ///
-/// let error = AuthError::invalid_credentials("signature mismatch");
+/// // A bearer token was sent and refused.
+/// let error = AuthError::invalid_credentials("signature mismatch").with_bearer_token_sent(true);
 /// assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
 /// assert_eq!(error.client_message(), "Not authenticated");
 /// assert_eq!(error.to_string(), "invalid credentials: signature mismatch");
@@ -115,6 +119,12 @@ impl BearerErrorCode {
 pub struct AuthError {
     kind: AuthErrorKind,
     authenticator: Option<Cow<'static, str>>,
+    /// Whether the request carried an `Authorization: Bearer` token (RFC 6750 §3.1: the
+    /// `Bearer` challenge names an error only then).
+    bearer_token_sent: bool,
+    /// Facts about the refused credential for the audit event (never secret: a certificate's
+    /// subject and serial, a token's key id).
+    details: Box<[(&'static str, String)]>,
     #[source]
     source: Option<BoxError>,
 }
@@ -126,6 +136,8 @@ impl AuthError {
         Self {
             kind,
             authenticator: None,
+            bearer_token_sent: false,
+            details: Box::new([]),
             source: None,
         }
     }
@@ -195,6 +207,37 @@ impl AuthError {
         self
     }
 
+    /// Records whether the request carried a bearer token. The authentication layer sets it
+    /// from the request; RFC 6750 §3.1 wants no `error` in the `Bearer` challenge when no
+    /// bearer token was sent (a bad API key, say).
+    #[must_use]
+    pub fn with_bearer_token_sent(mut self, sent: bool) -> Self {
+        self.bearer_token_sent = sent;
+        self
+    }
+
+    /// Whether the request carried a bearer token.
+    #[must_use]
+    pub fn bearer_token_sent(&self) -> bool {
+        self.bearer_token_sent
+    }
+
+    /// Adds a fact about the refused credential for the audit event (a certificate's
+    /// subject, serial and fingerprint, a token's key id). Never a secret.
+    #[must_use]
+    pub fn with_detail(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        let mut details = std::mem::take(&mut self.details).into_vec();
+        details.push((name, value.into()));
+        self.details = details.into_boxed_slice();
+        self
+    }
+
+    /// The facts added with [`AuthError::with_detail`], in order.
+    #[must_use]
+    pub fn details(&self) -> &[(&'static str, String)] {
+        &self.details
+    }
+
     /// What went wrong.
     #[must_use]
     pub fn kind(&self) -> &AuthErrorKind {
@@ -229,17 +272,23 @@ impl AuthError {
         }
     }
 
-    /// The RFC 6750 §3.1 error code: none when no credentials were sent (§3.1: "the resource
-    /// server SHOULD NOT include an error code"), `invalid_request` for malformed requests,
-    /// `invalid_token` otherwise. None for a 503.
+    /// The RFC 6750 §3.1 error code of the `Bearer` challenge: `invalid_request` for a
+    /// malformed `Authorization` header, `invalid_token` for a bearer token that was sent and
+    /// refused, and none otherwise: when no bearer token was sent (no credentials, or another
+    /// kind of credential such as an API key; §3.1: "the resource server SHOULD NOT include an
+    /// error code"), and for a 503 or 429.
     #[must_use]
     pub fn bearer_error(&self) -> Option<BearerErrorCode> {
-        match self.kind {
+        match &self.kind {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::DependencyUnavailable(_)
             | AuthErrorKind::TooManyAttempts => None,
-            AuthErrorKind::MalformedCredentials(_) => Some(BearerErrorCode::InvalidRequest),
-            _ => Some(BearerErrorCode::InvalidToken),
+            AuthErrorKind::MalformedCredentials(e) if e.concerns_authorization() => {
+                Some(BearerErrorCode::InvalidRequest)
+            }
+            AuthErrorKind::MalformedCredentials(_) => None,
+            _ if self.bearer_token_sent => Some(BearerErrorCode::InvalidToken),
+            _ => None,
         }
     }
 
@@ -327,7 +376,17 @@ impl Challenge {
         &self.realm
     }
 
-    /// The challenge as text, with the RFC 6750 `error` code for `Bearer` challenges.
+    /// A copy in another realm (the authentication layer gives every challenge of a server
+    /// one realm).
+    ///
+    /// # Errors
+    /// As [`Challenge::new`].
+    pub fn in_realm(&self, realm: Cow<'static, str>) -> Result<Self, ChallengeError> {
+        Self::new(self.scheme.clone(), realm)
+    }
+
+    /// The challenge as text, with the RFC 6750 `error` code for `Bearer` challenges (see
+    /// [`AuthError::bearer_error`]).
     #[must_use]
     pub fn render(&self, error: Option<&AuthError>) -> String {
         let mut text = format!("{} realm=\"{}\"", self.scheme, self.realm);
@@ -380,14 +439,25 @@ mod tests {
             r#"Bearer realm="portcullis""#
         );
         assert_eq!(bearer.render(None), r#"Bearer realm="portcullis""#);
-        let malformed = AuthError::from(CredentialError::DuplicateSessionCookie);
+        let malformed = AuthError::from(CredentialError::MalformedAuthorization {
+            reason: "no space after the scheme",
+        });
         assert_eq!(
             bearer.render(Some(&malformed)),
             r#"Bearer realm="portcullis", error="invalid_request""#
         );
+        // A malformed credential elsewhere (a cookie, the API-key header) is not the bearer
+        // scheme's concern.
+        let cookie = AuthError::from(CredentialError::DuplicateSessionCookie);
+        assert_eq!(bearer.render(Some(&cookie)), r#"Bearer realm="portcullis""#);
         assert_eq!(
-            bearer.render(Some(&AuthError::expired())),
+            bearer.render(Some(&AuthError::expired().with_bearer_token_sent(true))),
             r#"Bearer realm="portcullis", error="invalid_token""#
+        );
+        // A refused credential that was not a bearer token (a bad API key): no error code.
+        assert_eq!(
+            bearer.render(Some(&AuthError::invalid_credentials("unknown key"))),
+            r#"Bearer realm="portcullis""#
         );
         let api_key = Challenge::new("ApiKey", "portcullis").unwrap();
         assert_eq!(

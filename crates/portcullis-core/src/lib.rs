@@ -27,8 +27,8 @@ pub use credentials::{
     ExtractorConfigError, PeerCertificates,
 };
 pub use error::{
-    AuthError, AuthErrorKind, BearerErrorCode, Challenge, ChallengeError, NOT_AUTHENTICATED,
-    PERMISSION_REQUIRED, SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS,
+    AuthError, AuthErrorKind, BearerErrorCode, Challenge, ChallengeError, DEFAULT_RETRY_AFTER,
+    NOT_AUTHENTICATED, PERMISSION_REQUIRED, SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS,
 };
 pub use policy::{
     AccessRequest, Decision, DecisionReason, Effect, Grant, GrantSource, PolicyEngine,

@@ -192,6 +192,36 @@ where
     }
 }
 
+/// The event type and result of a request, from what the layers recorded: a decision makes
+/// it an authorization event; otherwise it is an authentication event whose result is the
+/// authentication outcome. A handler's own failure (a 500 for an authenticated principal)
+/// does not turn a successful authentication into a failed one: the status says what the
+/// handler did. No response at all (the service failed) or a 5xx with nothing recorded is an
+/// `error`.
+fn classify(
+    responded: bool,
+    status: u16,
+    auth: Option<&AuthRecord>,
+    decision: Option<&DecisionRecord>,
+) -> (AuditEventType, AuditResult) {
+    use AuditEventType::{Authentication, Authorization};
+    match (auth, decision) {
+        (_, Some(d)) if d.decision.is_allowed() => (Authorization, AuditResult::Allowed),
+        (_, Some(_)) => (Authorization, AuditResult::Denied),
+        _ if !responded => (Authentication, AuditResult::Error),
+        // A dependency of authentication was down.
+        (Some(AuthRecord::Rejected { .. }), None) if status == 503 => {
+            (Authentication, AuditResult::Error)
+        }
+        (Some(AuthRecord::Rejected { .. }), None) => (Authentication, AuditResult::Failure),
+        (Some(_), None) => (Authentication, AuditResult::Success),
+        // Nothing recorded: a layer refused without a record (a guard's 401), or failed.
+        (None, None) if status == 401 => (Authentication, AuditResult::Failure),
+        (None, None) if status >= 500 => (Authentication, AuditResult::Error),
+        (None, None) => (Authentication, AuditResult::Success),
+    }
+}
+
 fn build_event<B>(
     layer: &AuditLayer,
     info: RequestInfo,
@@ -200,17 +230,7 @@ fn build_event<B>(
     let status = response.map_or(500, |r| r.status().as_u16());
     let auth = response.and_then(|r| r.extensions().get::<AuthRecord>());
     let decision = response.and_then(|r| r.extensions().get::<DecisionRecord>());
-    let (event_type, result) = match (auth, decision) {
-        (_, Some(d)) if d.decision.is_allowed() => {
-            (AuditEventType::Authorization, AuditResult::Allowed)
-        }
-        (_, Some(_)) => (AuditEventType::Authorization, AuditResult::Denied),
-        (Some(AuthRecord::Rejected { .. }), None) => {
-            (AuditEventType::Authentication, AuditResult::Failure)
-        }
-        _ if status >= 500 => (AuditEventType::Authentication, AuditResult::Failure),
-        _ => (AuditEventType::Authentication, AuditResult::Success),
-    };
+    let (event_type, result) = classify(response.is_some(), status, auth, decision);
     let mut event = AuditEvent::new(event_type, result, layer.clock.now())
         .with_http(info.method, info.path, Some(status))
         .with_latency(info.started.elapsed());
@@ -233,12 +253,16 @@ fn build_event<B>(
         Some(AuthRecord::Rejected {
             reason,
             authenticator,
+            details,
         }) => {
             event = event
                 .with_reason(reason.as_str())
                 .with_metadata("authn", "rejected");
             if let Some(authenticator) = authenticator {
                 event = event.with_metadata("authenticator", authenticator.as_str());
+            }
+            for (name, value) in details {
+                event = event.with_metadata(*name, value.as_str());
             }
         }
         Some(AuthRecord::Anonymous) | None => event = event.with_metadata("authn", "anonymous"),
@@ -266,7 +290,13 @@ where
                 AuditProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx));
                     let Some(info) = this.info.take() else {
-                        return Poll::Ready(outcome);
+                        // Cannot happen (the information is taken once, here); if it did, the
+                        // response would go out unaudited: refuse it like any impossible state.
+                        tracing::error!(
+                            target: "portcullis.audit",
+                            "request information missing when the response arrived; answering 503"
+                        );
+                        return Poll::Ready(Ok(convert(this.layer.rejection.unavailable())));
                     };
                     let event = build_event(this.layer, info, outcome.as_ref().ok());
                     let sink = Arc::clone(&this.layer.sink);
@@ -278,11 +308,23 @@ where
                 }
                 AuditProj::Recording { record, outcome } => {
                     let recorded = ready!(record.as_mut().poll(cx));
+                    if let Err(error) = &recorded {
+                        tracing::error!(
+                            target: "portcullis.audit",
+                            %error,
+                            "the audit sink refused an event; the response is replaced by 503"
+                        );
+                    }
                     let outcome = outcome.take();
                     return Poll::Ready(match (recorded, outcome) {
                         (Ok(()), Some(outcome)) => outcome,
                         // Fail closed: what the audit trail refused is not served.
-                        (Err(_), Some(Ok(_))) | (_, None) => {
+                        (Err(_), Some(Ok(_))) => Ok(convert(this.layer.rejection.unavailable())),
+                        (_, None) => {
+                            tracing::error!(
+                                target: "portcullis.audit",
+                                "response missing after recording; answering 503"
+                            );
                             Ok(convert(this.layer.rejection.unavailable()))
                         }
                         (Err(_), Some(Err(error))) => Err(error),
@@ -290,5 +332,55 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Ready;
+
+    use portcullis_core::AuditError;
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Discard;
+
+    #[async_trait::async_trait]
+    impl AuditSink for Discard {
+        async fn record(&self, _event: AuditEvent) -> Result<(), AuditError> {
+            Ok(())
+        }
+
+        async fn flush(&self) -> Result<(), AuditError> {
+            Ok(())
+        }
+    }
+
+    fn poll_now<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("the future should be ready"),
+        }
+    }
+
+    /// Outside testing found the response served unaudited when the request information was
+    /// missing. It cannot be missing through the public API; a future built without it now
+    /// answers 503 instead of the response.
+    #[test]
+    fn a_response_without_its_request_information_is_refused() {
+        let future: AuditFuture<Ready<Result<Response<String>, ()>>, String, ()> = AuditFuture {
+            state: AuditState::Calling {
+                future: std::future::ready(Ok(Response::new("secret data".to_owned()))),
+            },
+            info: None,
+            layer: AuditLayer::new(Arc::new(Discard)),
+        };
+        let response = poll_now(future).unwrap();
+        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        assert_ne!(response.body(), "secret data");
     }
 }

@@ -10,7 +10,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuthContext, AuthError, AuthErrorKind, AuthenticatorChain, ChainOutcome, Challenge,
-    CredentialExtractor,
+    ChallengeError, CredentialExtractor,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -120,6 +120,9 @@ impl fmt::Debug for AuthConfig {
 /// * An authenticator's dependency down (JWKS endpoint, database): 503, never 403, never an
 ///   allow.
 /// * Public paths pass; a valid credential on them still yields a principal.
+///
+/// Every challenge of a server is sent in one realm: the one set with [`AuthLayer::realm`],
+/// or by default the realm of the chain's first challenge.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     config: Arc<AuthConfig>,
@@ -129,7 +132,13 @@ impl AuthLayer {
     /// A layer in [`AuthMode::Required`] with the default extractor and no public path.
     #[must_use]
     pub fn new(chain: AuthenticatorChain) -> Self {
-        let challenges = chain.challenges().into();
+        let challenges = chain.challenges();
+        let realm = challenges.first().map(|c| c.realm().to_owned());
+        let challenges = match realm {
+            Some(realm) => in_one_realm(&challenges, &realm).unwrap_or(challenges),
+            None => challenges,
+        }
+        .into();
         let names = chain
             .authenticators()
             .iter()
@@ -187,6 +196,28 @@ impl AuthLayer {
     pub fn rejection(self, rejection: impl Rejection) -> Self {
         self.map(|c| c.rejection = Arc::new(rejection))
     }
+
+    /// The realm of every `WWW-Authenticate` challenge this layer sends (default: the realm of
+    /// the chain's first challenge), whatever the authenticators' own realms.
+    ///
+    /// # Errors
+    /// When the realm contains a quote, a backslash or a character outside visible ASCII.
+    pub fn realm(self, realm: &str) -> Result<Self, ChallengeError> {
+        let challenges = in_one_realm(&self.config.chain.challenges(), realm)?;
+        Ok(self.map(|c| c.challenges = challenges.into()))
+    }
+}
+
+/// The challenges with `realm`, without duplicates.
+fn in_one_realm(challenges: &[Challenge], realm: &str) -> Result<Vec<Challenge>, ChallengeError> {
+    let mut out: Vec<Challenge> = Vec::with_capacity(challenges.len());
+    for challenge in challenges {
+        let challenge = challenge.in_realm(realm.to_owned().into())?;
+        if !out.contains(&challenge) {
+            out.push(challenge);
+        }
+    }
+    Ok(out)
 }
 
 impl<S> Layer<S> for AuthLayer {
@@ -230,6 +261,8 @@ pin_project! {
         inner: Option<S>,
         config: Arc<AuthConfig>,
         public: bool,
+        // Whether the request carried a bearer token (for the RFC 6750 challenge).
+        bearer_sent: bool,
         record: Option<AuthRecord>,
     }
 }
@@ -262,11 +295,13 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
         let public = config.public.matches(request.uri().path());
+        let mut bearer_sent = false;
         let state = match config
             .extractor
             .extract_from(request.headers(), request.extensions())
         {
             Ok(credentials) => {
+                bearer_sent = credentials.bearer().is_some();
                 let chain_config = Arc::clone(&config);
                 State::Authenticating {
                     outcome: Box::pin(async move {
@@ -287,6 +322,7 @@ where
             inner: Some(inner),
             config,
             public,
+            bearer_sent,
             record: None,
         }
     }
@@ -354,12 +390,14 @@ where
                     };
                     match refusal {
                         Some(error) => {
+                            let error = error.with_bearer_token_sent(*this.bearer_sent);
                             let mut response = convert(
                                 config.rejection.unauthenticated(&error, &config.challenges),
                             );
                             response.extensions_mut().insert(AuthRecord::Rejected {
                                 reason: error.to_string(),
                                 authenticator: error.authenticator().map(str::to_owned),
+                                details: error.details().to_vec(),
                             });
                             this.state.set(State::Ready {
                                 response: Some(response),

@@ -22,6 +22,9 @@ pub enum AuthRecord {
         reason: String,
         /// The authenticator that refused them, if known.
         authenticator: Option<String>,
+        /// Facts about the refused credential ([`AuthError::details`](portcullis_core::AuthError::details):
+        /// a certificate's subject, serial and fingerprint), added to the audit event.
+        details: Vec<(&'static str, String)>,
     },
 }
 

@@ -2,24 +2,35 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
 use http::{HeaderValue, Response, StatusCode, header};
 use portcullis_core::{
-    AuthError, Challenge, NOT_AUTHENTICATED, PERMISSION_REQUIRED, SERVICE_UNAVAILABLE,
-    TOO_MANY_REQUESTS,
+    AuthError, Challenge, DEFAULT_RETRY_AFTER, NOT_AUTHENTICATED, PERMISSION_REQUIRED,
+    SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS,
 };
 
 /// Builds rejection responses. The default, [`JsonRejection`], answers like the Aethera API:
 /// `{"detail": "Not authenticated"}` and `{"detail": "Permission required"}`.
 pub trait Rejection: fmt::Debug + Send + Sync + 'static {
     /// A failed or missing authentication: 401 (or 429/503 per [`AuthError::status`]), with
-    /// the `WWW-Authenticate` challenges on a 401.
+    /// the `WWW-Authenticate` challenges on a 401 and `Retry-After` on a 503.
     fn unauthenticated(&self, error: &AuthError, challenges: &[Challenge]) -> Response<String>;
 
     /// A denied authorization: 403.
     fn forbidden(&self) -> Response<String>;
 
-    /// The audit trail refused the event (fail-closed) or another dependency is down: 503.
+    /// The audit trail refused the event (fail-closed) or another dependency is down: 503,
+    /// with `Retry-After`.
     fn unavailable(&self) -> Response<String>;
+}
+
+/// Sets `Retry-After` to whole seconds (at least 1).
+fn retry_after(response: &mut Response<String>, after: Duration) {
+    let seconds = after.as_secs().max(1);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
 }
 
 /// JSON bodies with a `detail` member (the Aethera error texts).
@@ -45,13 +56,17 @@ impl Rejection for JsonRejection {
             _ => NOT_AUTHENTICATED,
         };
         let mut response = json(status, detail);
-        if status == StatusCode::UNAUTHORIZED {
-            for challenge in challenges {
-                response.headers_mut().append(
-                    header::WWW_AUTHENTICATE,
-                    challenge.header_value(Some(error)),
-                );
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                for challenge in challenges {
+                    response.headers_mut().append(
+                        header::WWW_AUTHENTICATE,
+                        challenge.header_value(Some(error)),
+                    );
+                }
             }
+            StatusCode::SERVICE_UNAVAILABLE => retry_after(&mut response, DEFAULT_RETRY_AFTER),
+            _ => {}
         }
         response
     }
@@ -61,7 +76,9 @@ impl Rejection for JsonRejection {
     }
 
     fn unavailable(&self) -> Response<String> {
-        json(StatusCode::SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE)
+        let mut response = json(StatusCode::SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE);
+        retry_after(&mut response, DEFAULT_RETRY_AFTER);
+        response
     }
 }
 

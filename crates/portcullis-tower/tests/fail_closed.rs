@@ -9,17 +9,25 @@
 )]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use http::{Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use portcullis_apikey::{ApiKeyAuthenticator, KeyPrefix, MemoryStore, Pepper, issue_key};
 use portcullis_audit::MemorySink;
-use portcullis_core::{Authenticator, AuthenticatorChain, PolicyEngine, Principal};
+use portcullis_core::{
+    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Authenticator,
+    AuthenticatorChain, PolicyEngine, Principal,
+};
+use portcullis_jwt::{
+    Algorithm, IssuerConfig, JwksOptions, JwtAuthenticator, RemoteJwks, SigningKey, TokenIssuer,
+    TokenRequest,
+};
 use portcullis_rbac::RbacEngine;
-use portcullis_tower::{AuditLayer, AuthLayer, GuardLayer, PublicPaths};
+use portcullis_tower::{AuditLayer, AuthLayer, AuthzLayer, GuardLayer, PublicPaths, RouteTable};
 use tower::ServiceExt as _;
 
 const PEPPER: &[u8] = b"a-pepper-for-the-fail-closed-tests-0123";
@@ -45,6 +53,10 @@ struct Keys {
 }
 
 fn api_keys() -> (Arc<dyn Authenticator>, Keys) {
+    api_keys_in_realm("api")
+}
+
+fn api_keys_in_realm(realm: &str) -> (Arc<dyn Authenticator>, Keys) {
     let prefix = KeyPrefix::new("pc_fc_").unwrap();
     let pepper = Pepper::new(PEPPER).unwrap();
     let (roleless, roleless_record) = issue_key(&prefix, &pepper, "svc-roleless").unwrap();
@@ -55,6 +67,7 @@ fn api_keys() -> (Arc<dyn Authenticator>, Keys) {
     let store = MemoryStore::new(vec![roleless_record, reader_record, editor_record]).unwrap();
     let authenticator = ApiKeyAuthenticator::builder(Arc::new(store), Pepper::new(PEPPER).unwrap())
         .prefix(prefix)
+        .realm(realm)
         .build();
     (
         Arc::new(authenticator),
@@ -71,9 +84,21 @@ fn engine() -> Arc<RbacEngine> {
 }
 
 async fn send(router: &Router, path: &str, key: Option<&str>) -> (StatusCode, String) {
+    let headers: Vec<(&str, String)> = key
+        .map(|k| vec![("x-api-key", k.to_owned())])
+        .unwrap_or_default();
+    let (status, _, body) = send_with(router, path, &headers).await;
+    (status, body)
+}
+
+async fn send_with(
+    router: &Router,
+    path: &str,
+    headers: &[(&str, String)],
+) -> (StatusCode, HeaderMap, String) {
     let mut request = Request::builder().uri(path);
-    if let Some(key) = key {
-        request = request.header("x-api-key", key);
+    for (name, value) in headers {
+        request = request.header(*name, value.as_str());
     }
     let response = router
         .clone()
@@ -81,8 +106,82 @@ async fn send(router: &Router, path: &str, key: Option<&str>) -> (StatusCode, St
         .await
         .unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn challenges(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+fn issuer() -> TokenIssuer {
+    TokenIssuer::new(
+        "https://auth.test",
+        SigningKey::hmac(Some("k1"), Algorithm::HS256, &[7; 32]).unwrap(),
+    )
+    .audiences(["api"])
+}
+
+fn jwt() -> Arc<dyn Authenticator> {
+    Arc::new(
+        JwtAuthenticator::builder()
+            .issuer(IssuerConfig::new("https://auth.test", issuer()).audiences(["api"]))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A JWT verifier whose JWKS endpoint is a loopback port where nothing listens.
+fn jwt_with_jwks_down() -> Arc<dyn Authenticator> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/keys", listener.local_addr().unwrap());
+    drop(listener);
+    let remote = RemoteJwks::new(
+        &url,
+        Arc::new(portcullis_jwt::HyperFetcher::new().unwrap()),
+        JwksOptions {
+            timeout: Duration::from_millis(500),
+            ..JwksOptions::default()
+        },
+    )
+    .unwrap();
+    Arc::new(
+        JwtAuthenticator::builder()
+            .issuer(IssuerConfig::new("https://idp.test", remote).audiences(["api"]))
+            .build()
+            .unwrap(),
+    )
+}
+
+fn idp_token() -> String {
+    TokenIssuer::new(
+        "https://idp.test",
+        SigningKey::generate("i1", Algorithm::ES256).unwrap(),
+    )
+    .audiences(["api"])
+    .issue(&TokenRequest::access("bob"))
+    .unwrap()
+    .token
+    .expose()
+    .to_owned()
+}
+
+#[derive(Debug)]
+struct Refusing;
+
+#[async_trait::async_trait]
+impl AuditSink for Refusing {
+    async fn record(&self, _: AuditEvent) -> Result<(), AuditError> {
+        Err(AuditError::Refused("queue full".into()))
+    }
+    async fn flush(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
 }
 
 /// Finding 1: `require_role` / `require_permission` on a route under a public prefix never
@@ -192,5 +291,160 @@ async fn require_role_and_the_engine_agree_on_the_default_role() {
     assert_eq!(
         send(&router, "/readers", Some(&keys.editor)).await.0,
         StatusCode::FORBIDDEN
+    );
+}
+
+/// Finding 9: 503 answers (a JWKS endpoint down, an audit trail that refuses) carried no
+/// `Retry-After`.
+#[tokio::test]
+async fn a_503_says_when_to_retry() {
+    let router = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .layer(AuthLayer::new(AuthenticatorChain::new(vec![
+            jwt_with_jwks_down(),
+        ])));
+    let (status, headers, _) = send_with(
+        &router,
+        "/x",
+        &[("authorization", format!("Bearer {}", idp_token()))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "5");
+
+    let (authenticator, keys) = api_keys();
+    let router = Router::new().route("/x", get(|| async { "x" })).layer(
+        tower::ServiceBuilder::new()
+            .layer(AuditLayer::new(Arc::new(Refusing)))
+            .layer(AuthLayer::new(AuthenticatorChain::new(vec![authenticator]))),
+    );
+    let (status, headers, _) = send_with(&router, "/x", &[("x-api-key", keys.reader)]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "5");
+}
+
+/// Finding 10: a request that sent no bearer token but a bad API key got
+/// `Bearer realm="api", error="invalid_token"`. RFC 6750 §3.1: no `error` when no bearer
+/// token was sent. And a server answers in one realm, whatever its authenticators' own.
+#[tokio::test]
+async fn the_bearer_challenge_names_an_error_only_for_a_bearer_token() {
+    let (authenticator, keys) = api_keys_in_realm("keys");
+    let router = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .layer(AuthLayer::new(AuthenticatorChain::new(vec![
+            jwt(),
+            authenticator.clone(),
+        ])));
+    let bad_key = keys.reader.replace(&keys.reader[6..12], "zzzzzz");
+    let (status, headers, _) = send_with(&router, "/x", &[("x-api-key", bad_key.clone())]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges(&headers),
+        [r#"Bearer realm="api""#, r#"ApiKey realm="api""#]
+    );
+    // No credentials at all: no error either.
+    let (_, headers, _) = send_with(&router, "/x", &[]).await;
+    assert_eq!(
+        challenges(&headers),
+        [r#"Bearer realm="api""#, r#"ApiKey realm="api""#]
+    );
+    // A bad bearer token: invalid_token.
+    let (_, headers, _) =
+        send_with(&router, "/x", &[("authorization", "Bearer a.b.c".into())]).await;
+    assert_eq!(
+        challenges(&headers)[0],
+        r#"Bearer realm="api", error="invalid_token""#
+    );
+    // A malformed Authorization header: invalid_request.
+    let (_, headers, _) = send_with(&router, "/x", &[("authorization", "Bearer".into())]).await;
+    assert_eq!(
+        challenges(&headers)[0],
+        r#"Bearer realm="api", error="invalid_request""#
+    );
+    // One realm set on the layer applies to every challenge.
+    let router = Router::new().route("/x", get(|| async { "x" })).layer(
+        AuthLayer::new(AuthenticatorChain::new(vec![jwt(), authenticator]))
+            .realm("orders")
+            .unwrap(),
+    );
+    let (_, headers, _) = send_with(&router, "/x", &[("x-api-key", bad_key)]).await;
+    assert_eq!(
+        challenges(&headers),
+        [r#"Bearer realm="orders""#, r#"ApiKey realm="orders""#]
+    );
+    assert!(
+        AuthLayer::new(AuthenticatorChain::new(vec![jwt()]))
+            .realm("a\"b")
+            .is_err()
+    );
+}
+
+/// Finding 14: a handler's 500 was audited as an authentication failure even for an
+/// authenticated principal. The event type and result follow what happened.
+#[tokio::test]
+async fn a_handler_failure_is_not_an_authentication_failure() {
+    let (authenticator, keys) = api_keys();
+    let sink = Arc::new(MemorySink::new());
+    let engine: Arc<dyn PolicyEngine> = engine();
+    let routes = RouteTable::new()
+        .route("GET /checked", "read", "checked")
+        .unwrap();
+    let failing = || async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") };
+    let router = Router::new()
+        .route("/checked", get(failing))
+        .layer(AuthzLayer::new(engine, routes))
+        .route("/unchecked", get(failing))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(AuditLayer::new(sink.clone()))
+                .layer(AuthLayer::new(AuthenticatorChain::new(vec![
+                    authenticator,
+                    jwt_with_jwks_down(),
+                ]))),
+        );
+    let last = || sink.events().last().cloned().unwrap();
+
+    let (status, _) = send(&router, "/unchecked", Some(&keys.reader)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let event = last();
+    assert_eq!(
+        (event.event_type, event.result, event.response_status),
+        (
+            AuditEventType::Authentication,
+            AuditResult::Success,
+            Some(500)
+        )
+    );
+    assert_eq!(
+        event.principal.as_ref().map(|p| p.id.as_str()),
+        Some("svc-reader")
+    );
+
+    let (status, _) = send(&router, "/checked", Some(&keys.reader)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let event = last();
+    assert_eq!(
+        (event.event_type, event.result, event.response_status),
+        (
+            AuditEventType::Authorization,
+            AuditResult::Allowed,
+            Some(500)
+        )
+    );
+
+    // A refused credential is a failure; a dependency down is an error.
+    send(&router, "/unchecked", Some("pc_fc_nope")).await;
+    assert_eq!(last().result, AuditResult::Failure);
+    let (status, _, _) = send_with(
+        &router,
+        "/unchecked",
+        &[("authorization", format!("Bearer {}", idp_token()))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let event = last();
+    assert_eq!(
+        (event.event_type, event.result),
+        (AuditEventType::Authentication, AuditResult::Error)
     );
 }
