@@ -34,7 +34,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{Extensions, StatusCode};
+use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -165,8 +165,8 @@ async fn audit_logs(
                 portcullis_core::SERVICE_UNAVAILABLE,
             );
             response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(portcullis_core::DEFAULT_RETRY_AFTER.as_secs()),
+                header::RETRY_AFTER,
+                HeaderValue::from(portcullis_core::DEFAULT_RETRY_AFTER.as_secs()),
             );
             response
         }
