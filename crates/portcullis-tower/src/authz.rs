@@ -44,10 +44,37 @@ struct Route {
     resource: String,
 }
 
+/// Why a request's path cannot be mapped to a resource: a captured segment that does not
+/// decode to a plain name. The request is refused (403, audited with the reason), never
+/// treated as unmapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathError {
+    /// A `%` not followed by two hexadecimal digits.
+    #[error("a path segment has a malformed percent-encoding")]
+    BadPercentEncoding,
+    /// The decoded bytes are not UTF-8 (overlong forms such as `%C0%AF` included).
+    #[error("a path segment does not decode to UTF-8")]
+    NotUtf8,
+    /// The decoded segment contains a resource separator (`:`).
+    #[error("a path segment contains a resource separator")]
+    Separator,
+    /// The decoded segment contains a `*`.
+    #[error("a path segment contains a wildcard")]
+    Wildcard,
+    /// The decoded segment contains a `/` (`%2F`).
+    #[error("a path segment contains an encoded `/`")]
+    Slash,
+    /// The decoded segment contains a control character (`%00`, ...).
+    #[error("a path segment contains a control character")]
+    ControlCharacter,
+}
+
 /// Maps a request to the (action, resource) to ask the policy about.
 pub trait RequestMapper: fmt::Debug + Send + Sync + 'static {
-    /// `None` when the request matches no rule.
-    fn map(&self, method: &Method, path: &str) -> Option<(String, String)>;
+    /// `Ok(None)` when the request matches no rule; an error when it matches one but its
+    /// path cannot be turned into a resource name (the request is then refused).
+    fn map(&self, method: &Method, path: &str) -> Result<Option<(String, String)>, PathError>;
 }
 
 /// Method + path templates → (action, resource templates):
@@ -60,9 +87,17 @@ pub trait RequestMapper: fmt::Debug + Send + Sync + 'static {
 ///     .route("GET /collections/{name}", "read", "collection:{name}")?
 ///     .route("PUT /collections/{name}", "write", "collection:{name}")?;
 /// let mapped = routes.map(&http::Method::PUT, "/collections/users");
-/// assert_eq!(mapped, Some(("write".to_owned(), "collection:users".to_owned())));
+/// assert_eq!(mapped, Ok(Some(("write".to_owned(), "collection:users".to_owned()))));
+/// // Captured segments are percent-decoded; one that decodes to a separator is refused.
+/// let mapped = routes.map(&http::Method::GET, "/collections/caf%C3%A9");
+/// assert_eq!(mapped, Ok(Some(("read".to_owned(), "collection:café".to_owned()))));
+/// assert!(routes.map(&http::Method::GET, "/collections/a%3Ab").is_err());
 /// # Ok::<(), portcullis_tower::RouteError>(())
 /// ```
+///
+/// A `{param}` segment is percent-decoded as UTF-8 (strictly: overlong forms are refused)
+/// before it goes into the resource; a decoded segment containing `:`, `*`, `/` or a control
+/// character is refused with a [`PathError`]. Literal segments are compared as sent.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
@@ -132,7 +167,7 @@ impl RouteTable {
 }
 
 impl RequestMapper for RouteTable {
-    fn map(&self, method: &Method, path: &str) -> Option<(String, String)> {
+    fn map(&self, method: &Method, path: &str) -> Result<Option<(String, String)>, PathError> {
         'routes: for route in &self.routes {
             if route.method.as_ref().is_some_and(|m| m != method) {
                 continue;
@@ -159,11 +194,54 @@ impl RequestMapper for RouteTable {
             if parts.next().is_some() {
                 continue;
             }
-            let params = params.get(..count).unwrap_or(&[]);
-            return Some((route.action.clone(), fill(&route.resource, params)));
+            let mut decoded: [(&str, String); 4] = Default::default();
+            for (slot, (name, raw)) in decoded.iter_mut().zip(params.iter().take(count)) {
+                *slot = (name, decode_segment(raw)?);
+            }
+            let decoded: Vec<(&str, &str)> = decoded
+                .iter()
+                .take(count)
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect();
+            return Ok(Some((
+                route.action.clone(),
+                fill(&route.resource, &decoded),
+            )));
         }
-        None
+        Ok(None)
     }
+}
+
+/// A path segment, percent-decoded as strict UTF-8, refused when it would change the shape of
+/// a resource name.
+fn decode_segment(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'%' {
+            let hex = |at: usize| bytes.get(at).and_then(|b| char::from(*b).to_digit(16));
+            let (Some(high), Some(low)) = (hex(i + 1), hex(i + 2)) else {
+                return Err(PathError::BadPercentEncoding);
+            };
+            out.push(u8::try_from(high * 16 + low).map_err(|_| PathError::BadPercentEncoding)?);
+            i += 3;
+        } else {
+            out.push(byte);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(out).map_err(|_| PathError::NotUtf8)?;
+    for c in decoded.chars() {
+        match c {
+            ':' => return Err(PathError::Separator),
+            '*' => return Err(PathError::Wildcard),
+            '/' => return Err(PathError::Slash),
+            c if c.is_control() => return Err(PathError::ControlCharacter),
+            _ => {}
+        }
+    }
+    Ok(decoded)
 }
 
 /// Replaces each `{name}` of `template` by its value.
@@ -201,8 +279,8 @@ impl<F> RequestMapper for MapperFn<F>
 where
     F: Fn(&Method, &str) -> Option<(String, String)> + Send + Sync + 'static,
 {
-    fn map(&self, method: &Method, path: &str) -> Option<(String, String)> {
-        (self.0)(method, path)
+    fn map(&self, method: &Method, path: &str) -> Result<Option<(String, String)>, PathError> {
+        Ok((self.0)(method, path))
     }
 }
 
@@ -236,7 +314,16 @@ struct PolicyDecider {
 
 impl Decide for PolicyDecider {
     fn decide(&self, method: &Method, path: &str, principal: &Principal) -> Option<DecisionRecord> {
-        let (action, resource) = self.mapper.map(method, path)?;
+        let (action, resource) = match self.mapper.map(method, path) {
+            Ok(mapped) => mapped?,
+            Err(error) => {
+                return Some(DecisionRecord {
+                    action: method.as_str().to_owned(),
+                    resource: path.to_owned(),
+                    decision: Decision::invalid_request(error.to_string()),
+                });
+            }
+        };
         let decision = self
             .engine
             .evaluate(&AccessRequest::new(principal, &action, &resource));
@@ -248,7 +335,8 @@ impl Decide for PolicyDecider {
     }
 
     fn applies(&self, method: &Method, path: &str) -> bool {
-        self.unmapped == Unmapped::Deny || self.mapper.map(method, path).is_some()
+        // A path that cannot be mapped is decided (refused), never passed as unmapped.
+        self.unmapped == Unmapped::Deny || !matches!(self.mapper.map(method, path), Ok(None))
     }
 
     fn unmapped(&self) -> Unmapped {
@@ -550,6 +638,50 @@ where
             AuthzProj::Refused { response } => Poll::Ready(Ok(response
                 .take()
                 .unwrap_or_else(|| convert(JsonRejection.unavailable())))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(text: &str) -> String {
+        text.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    #[test]
+    fn every_encoded_name_decodes_back() {
+        for name in ["plain", "hello world", "café", "日本", "a.b-c_d~e", "🦀"] {
+            assert_eq!(decode_segment(&encode(name)).unwrap(), name);
+            assert_eq!(decode_segment(name).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn every_escape_is_decoded_or_refused() {
+        for byte in 0..=255u8 {
+            let raw = format!("x%{byte:02x}y");
+            match decode_segment(&raw) {
+                Ok(decoded) => {
+                    assert!(byte.is_ascii() && !byte.is_ascii_control(), "{raw}");
+                    assert!(!matches!(byte, b':' | b'*' | b'/'), "{raw}");
+                    assert_eq!(decoded.as_bytes(), [b'x', byte, b'y']);
+                }
+                Err(error) => assert!(
+                    !byte.is_ascii()
+                        || byte.is_ascii_control()
+                        || matches!(byte, b':' | b'*' | b'/'),
+                    "{raw}: {error}"
+                ),
+            }
+        }
+        for malformed in ["%", "%4", "%g0", "a%", "%%41"] {
+            assert_eq!(
+                decode_segment(malformed),
+                Err(PathError::BadPercentEncoding),
+                "{malformed}"
+            );
         }
     }
 }

@@ -29,8 +29,8 @@ mod rejection;
 pub use audit::{AuditFuture, AuditLayer, AuditService, PeerAddr, socket_addr_peer};
 pub use auth::{AuthFuture, AuthLayer, AuthMode, AuthService, PublicPaths};
 pub use authz::{
-    AuthzFuture, AuthzLayer, AuthzService, GuardLayer, MapperFn, RequestMapper, RouteError,
-    RouteTable, Unmapped,
+    AuthzFuture, AuthzLayer, AuthzService, GuardLayer, MapperFn, PathError, RequestMapper,
+    RouteError, RouteTable, Unmapped,
 };
 pub use ip::{InvalidIpNet, IpNet, client_ip};
 pub use record::{AuthRecord, DecisionRecord};

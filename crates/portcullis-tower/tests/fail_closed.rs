@@ -27,7 +27,9 @@ use portcullis_jwt::{
     TokenRequest,
 };
 use portcullis_rbac::RbacEngine;
-use portcullis_tower::{AuditLayer, AuthLayer, AuthzLayer, GuardLayer, PublicPaths, RouteTable};
+use portcullis_tower::{
+    AuditLayer, AuthLayer, AuthzLayer, GuardLayer, PublicPaths, RouteTable, Unmapped,
+};
 use tower::ServiceExt as _;
 
 const PEPPER: &[u8] = b"a-pepper-for-the-fail-closed-tests-0123";
@@ -447,4 +449,74 @@ async fn a_handler_failure_is_not_an_authentication_failure() {
         (event.event_type, event.result),
         (AuditEventType::Authentication, AuditResult::Error)
     );
+}
+
+/// Finding 15: the route table matched on the raw path, so `/items/hello%20world` and
+/// `/items/caf%C3%A9` were refused and such ids unreachable. Captured segments are decoded;
+/// one that decodes to a separator, a wildcard, a `/` or a control character (or is not
+/// UTF-8, overlong forms included) is refused, also when unmapped requests pass.
+#[tokio::test]
+async fn captured_segments_are_decoded_and_checked() {
+    let (authenticator, keys) = api_keys();
+    let engine: Arc<dyn PolicyEngine> = engine();
+    for unmapped in [Unmapped::Deny, Unmapped::Allow] {
+        let sink = Arc::new(MemorySink::new());
+        let routes = RouteTable::new()
+            .route("GET /items/{id}", "read", "item:{id}")
+            .unwrap();
+        let router = Router::new()
+            .route(
+                "/items/{id}",
+                get(|axum::extract::Path(id): axum::extract::Path<String>| async move { id }),
+            )
+            .layer(AuthzLayer::with_unmapped(engine.clone(), routes, unmapped))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(AuditLayer::new(sink.clone()))
+                    .layer(AuthLayer::new(AuthenticatorChain::new(vec![
+                        authenticator.clone(),
+                    ]))),
+            );
+        for (path, id) in [
+            ("/items/hello%20world", "hello world"),
+            ("/items/caf%C3%A9", "café"),
+            ("/items/plain", "plain"),
+        ] {
+            let (status, body) = send(&router, path, Some(&keys.reader)).await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, id), "{path}");
+            let event = sink.events().last().cloned().unwrap();
+            assert_eq!(
+                event.resource_id.as_deref(),
+                Some(id),
+                "{path}: the decision was about the decoded name"
+            );
+        }
+        for path in [
+            "/items/a%3Ab",
+            "/items/a:b",
+            "/items/%2A",
+            "/items/a%2Fb",
+            "/items/a%00",
+            "/items/%C0%AF",
+            "/items/%E0%80%AF",
+            "/items/%C0%BA",
+            "/items/%FF",
+            "/items/%zz",
+            "/items/%4",
+        ] {
+            let (status, body) = send(&router, path, Some(&keys.reader)).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{path} ({unmapped:?}): {body}"
+            );
+            let event = sink.events().last().cloned().unwrap();
+            assert_eq!(event.result, AuditResult::Denied, "{path}");
+            assert!(
+                event.reason.as_deref().unwrap().contains("path segment"),
+                "{path}: {:?}",
+                event.reason
+            );
+        }
+    }
 }
