@@ -488,6 +488,15 @@ impl JwtAuthenticator {
     }
 }
 
+/// Whether a bearer token is meant as a JWT: it has a `.` (compact serializations separate
+/// their segments with dots; a truncated token with one dot is still a JWT, and malformed), or
+/// it starts with `eyJ`, the base64url of `{"` that every JOSE header begins with. Anything
+/// else (an opaque session token, an API key, which have no dots) is left to the next
+/// authenticator.
+fn looks_like_jwt(token: &str) -> bool {
+    token.contains('.') || token.starts_with("eyJ")
+}
+
 #[async_trait]
 impl Authenticator for JwtAuthenticator {
     fn name(&self) -> &str {
@@ -503,9 +512,7 @@ impl Authenticator for JwtAuthenticator {
             return AuthOutcome::NotApplicable;
         };
         let token = token.expose();
-        // A bearer without the two dots of a compact JWS is some other kind of token (an
-        // opaque session or API key): leave it to the next authenticator.
-        if token.bytes().filter(|b| *b == b'.').count() < 2 {
+        if !looks_like_jwt(token) {
             return AuthOutcome::NotApplicable;
         }
         match self.verify(token).await {

@@ -85,7 +85,8 @@ impl JwtError {
             Self::KeysUnavailable(what) => AuthError::dependency_unavailable(what),
             other => AuthError::invalid_credentials(other.to_string()),
         };
-        error.with_authenticator("jwt")
+        // A JWT error is always about a bearer token that was sent.
+        error.with_authenticator("jwt").with_bearer_token_sent(true)
     }
 }
 

@@ -1294,6 +1294,28 @@ async fn the_authenticator_speaks_the_core_protocol() {
         verifier.authenticate(&Credentials::default()).await,
         AuthOutcome::NotApplicable
     ));
+    // Outside testing: a two-segment (truncated) token was left to the other authenticators
+    // and audited as "no configured authenticator accepts these credentials". A bearer with a
+    // dot, or starting like a JOSE header, is a JWT, and malformed.
+    let token = hs256(HEADER, &good_claims());
+    let (two_segments, _) = token.rsplit_once('.').unwrap();
+    let (header_only, _) = two_segments.split_once('.').unwrap();
+    for bearer in [two_segments, header_only, &format!("{header_only}.")] {
+        match verifier
+            .authenticate(&creds(&format!("Bearer {bearer}")))
+            .await
+        {
+            AuthOutcome::Rejected(e) => {
+                assert!(
+                    e.to_string().contains("three segments") || e.to_string().contains("malformed"),
+                    "{bearer}: {e}"
+                );
+                assert_eq!(e.authenticator(), Some("jwt"));
+                assert!(e.bearer_token_sent());
+            }
+            other => panic!("{bearer}: {other:?}"),
+        }
+    }
     assert!(
         verifier
             .challenge()
