@@ -11,7 +11,7 @@ use portcullis_core::{
 };
 use serde_json::Value;
 
-use crate::claims::{ClaimMapping, Validation};
+use crate::claims::{ClaimMapping, TokenProfile, Validation};
 use crate::error::{ConfigError, JwtError};
 use crate::issuer::TokenIssuer;
 use crate::jose::{HeaderCache, decode_header_in, decode_into, parse_claims, split_compact};
@@ -182,6 +182,8 @@ pub struct IssuerConfig {
     pub(crate) validation: Validation,
     pub(crate) mapping: ClaimMapping,
     pub(crate) key_references: KeyReferencePolicy,
+    /// The algorithms the issuer signs with, when configured.
+    pub(crate) algorithms: Option<Vec<Algorithm>>,
 }
 
 impl IssuerConfig {
@@ -198,6 +200,43 @@ impl IssuerConfig {
             validation: Validation::default(),
             mapping: ClaimMapping::default(),
             key_references: KeyReferencePolicy::default(),
+            algorithms: None,
+        }
+    }
+
+    /// The algorithms the issuer signs with: a token with another `alg` is refused before any
+    /// key is looked up or fetched. Without this setting, the issuer's discovery document
+    /// decides (`id_token_signing_alg_values_supported`) when the keys come from discovery;
+    /// a remote JWKS refuses HMAC algorithms; a fixed key set refuses what its keys are not
+    /// bound to. Set it when access tokens are signed with algorithms the discovery document
+    /// does not list (it lists those of ID tokens); one RSA algorithm here binds RSA keys
+    /// published without `alg` to it.
+    #[must_use]
+    pub fn algorithms<I: IntoIterator<Item = Algorithm>>(mut self, algorithms: I) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// What kind of token is accepted (see [`TokenProfile`]); shorthand for
+    /// `validation(validation.profile(profile))`.
+    #[must_use]
+    pub fn profile(mut self, profile: TokenProfile) -> Self {
+        self.validation = self.validation.profile(profile);
+        self
+    }
+
+    /// Whether the issuer signs with `alg` (see [`IssuerConfig::algorithms`]).
+    fn signs_with(&self, alg: Algorithm) -> bool {
+        if let Some(algorithms) = &self.algorithms {
+            return algorithms.contains(&alg);
+        }
+        match &self.keys {
+            KeySource::Remote(remote) => match remote.discovered_algorithms() {
+                Some(algorithms) => algorithms.contains(&alg),
+                // A JWKS holds public keys: an HMAC token cannot be verified by it.
+                None => !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512),
+            },
+            KeySource::Static(_) | KeySource::Issuer(_) => true,
         }
     }
 
@@ -428,6 +467,11 @@ impl JwtAuthenticator {
             return Err(JwtError::KeyReferenceInHeader);
         }
         issuer.validation.typ.check(header.typ.as_deref())?;
+        // Before any key lookup: a token in an algorithm the issuer does not use spends no
+        // refetch of its key set.
+        if !issuer.signs_with(header.alg) {
+            return Err(JwtError::AlgorithmNotAllowed);
+        }
         let key = match key {
             Some(key) => Arc::clone(key),
             None => match issuer.keys.resolve_now(header.kid.as_deref(), header.alg) {

@@ -97,6 +97,126 @@ fn normalize_typ(typ: &str) -> String {
     }
 }
 
+/// What kind of token a resource server accepts from an issuer: an access token (in the
+/// RFC 9068 profile or a provider's own form) or an ID token. An ID token whose `aud` is the
+/// configured audience is not an access token, and the profile keeps one from being accepted
+/// as the other.
+///
+/// | profile | `typ` | also required | refused |
+/// |---|---|---|---|
+/// | [`Jwt`](TokenProfile::Jwt) | `JWT`, `at+jwt` or none | | |
+/// | [`AccessToken`](TokenProfile::AccessToken) (RFC 9068) | `at+jwt` | `sub`, `client_id`, `iat`, `jti` | |
+/// | [`IdToken`](TokenProfile::IdToken) (OpenID Connect) | `JWT` or none | `sub`, `iat`; `azp` with several audiences | an `azp` that is not a configured audience |
+/// | [`MicrosoftAccessToken`](TokenProfile::MicrosoftAccessToken) | `JWT` or none | `ver` `1.0` or `2.0`; `scp` or `roles` | `nonce` (ID tokens of a sign-in) |
+/// | [`OktaAccessToken`](TokenProfile::OktaAccessToken) | `JWT`, `at+jwt` or none | `cid`, `scp` | `nonce` |
+/// | [`Auth0AccessToken`](TokenProfile::Auth0AccessToken) | `JWT` or `at+jwt` (the RFC 9068 profile) | `azp` | `nonce` |
+///
+/// Google issues no JWT access tokens (its access tokens are opaque): verify its ID tokens.
+/// The provider rows follow the providers' documentation of their access tokens: Microsoft
+/// Entra ID v1 and v2 access tokens carry `ver` and the delegated `scp` or application
+/// `roles`; Okta's carry the client id as `cid` and the scopes as `scp`; Auth0's carry the
+/// client as `azp`. Their ID tokens carry none of these markers, or a `nonce`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TokenProfile {
+    /// Any JWT the issuer signs (typed `JWT`, `at+jwt` or untyped): for issuers you run
+    /// yourself (a [`TokenIssuer`](crate::TokenIssuer), the AmateRS and Aethera services,
+    /// which issue untyped tokens with PyJWT). The default of [`Validation`].
+    #[default]
+    Jwt,
+    /// RFC 9068 JWT access tokens. The default for a generic OpenID provider
+    /// ([`presets::discovered`](crate::presets::discovered)).
+    AccessToken,
+    /// OpenID Connect ID tokens (for an endpoint such as `/auth/oauth/login`, where the client
+    /// sends the ID token it received, and for Google).
+    IdToken,
+    /// Microsoft Entra ID access tokens (v1 and v2).
+    MicrosoftAccessToken,
+    /// Okta access tokens (org and custom authorization servers).
+    OktaAccessToken,
+    /// Auth0 access tokens.
+    Auth0AccessToken,
+}
+
+impl TokenProfile {
+    /// The `typ` values of the profile.
+    #[must_use]
+    pub fn typ_policy(self) -> TypPolicy {
+        match self {
+            Self::Jwt | Self::OktaAccessToken => TypPolicy::jwt(),
+            Self::AccessToken => TypPolicy::access_token(),
+            Self::IdToken | Self::MicrosoftAccessToken => TypPolicy::one_of(["JWT"], true),
+            Self::Auth0AccessToken => TypPolicy::one_of(["JWT", "at+jwt"], false),
+        }
+    }
+
+    /// The profile's claims (after the signature and the registered claims were checked).
+    fn check(self, claims: &ClaimsSet<'_>, audiences: &[String]) -> Result<(), JwtError> {
+        let other = &claims.other;
+        let string = |name: &'static str| match other.get(name) {
+            Some(Value::String(_)) => Ok(()),
+            Some(_) => Err(JwtError::InvalidClaim(name)),
+            None => Err(JwtError::MissingClaim(name)),
+        };
+        let present = |name: &str| other.get(name).is_some();
+        let no_nonce = || {
+            if present("nonce") {
+                Err(JwtError::WrongType)
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Self::Jwt => Ok(()),
+            Self::AccessToken => {
+                claims.sub.as_ref().ok_or(JwtError::MissingClaim("sub"))?;
+                claims.iat.as_ref().ok_or(JwtError::MissingClaim("iat"))?;
+                string("client_id")?;
+                string("jti")
+            }
+            Self::IdToken => {
+                claims.sub.as_ref().ok_or(JwtError::MissingClaim("sub"))?;
+                claims.iat.as_ref().ok_or(JwtError::MissingClaim("iat"))?;
+                let several = matches!(&claims.aud, Some(Value::Array(a)) if a.len() > 1);
+                match other.get("azp") {
+                    None if several => Err(JwtError::MissingClaim("azp")),
+                    None => Ok(()),
+                    Some(Value::String(azp)) => {
+                        if audiences.is_empty() || audiences.iter().any(|a| a == azp) {
+                            Ok(())
+                        } else {
+                            Err(JwtError::AudienceMismatch)
+                        }
+                    }
+                    Some(_) => Err(JwtError::InvalidClaim("azp")),
+                }
+            }
+            Self::MicrosoftAccessToken => {
+                match other.get("ver") {
+                    Some(Value::String(v)) if v == "1.0" || v == "2.0" => {}
+                    Some(_) => return Err(JwtError::InvalidClaim("ver")),
+                    None => return Err(JwtError::MissingClaim("ver")),
+                }
+                if !present("scp") && !present("roles") {
+                    return Err(JwtError::MissingClaim("scp"));
+                }
+                no_nonce()
+            }
+            Self::OktaAccessToken => {
+                string("cid")?;
+                if !present("scp") {
+                    return Err(JwtError::MissingClaim("scp"));
+                }
+                no_nonce()
+            }
+            Self::Auth0AccessToken => {
+                string("azp")?;
+                no_nonce()
+            }
+        }
+    }
+}
+
 /// The time-based and audience checks applied to every token of an issuer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
@@ -104,6 +224,7 @@ pub struct Validation {
     pub(crate) leeway_secs: i64,
     pub(crate) max_age_secs: Option<i64>,
     pub(crate) max_lifetime_secs: Option<i64>,
+    pub(crate) profile: TokenProfile,
     pub(crate) typ: TypPolicy,
 }
 
@@ -114,7 +235,8 @@ impl Default for Validation {
             leeway_secs: 30,
             max_age_secs: None,
             max_lifetime_secs: None,
-            typ: TypPolicy::default(),
+            profile: TokenProfile::default(),
+            typ: TokenProfile::default().typ_policy(),
         }
     }
 }
@@ -155,11 +277,27 @@ impl Validation {
         self
     }
 
-    /// Which `typ` values are accepted (default [`TypPolicy::jwt`]).
+    /// Which `typ` values are accepted (default: the profile's, [`TokenProfile::typ_policy`]).
+    /// Set after [`Validation::profile`], which resets it.
     #[must_use]
     pub fn typ(mut self, typ: TypPolicy) -> Self {
         self.typ = typ;
         self
+    }
+
+    /// What kind of token is accepted (default [`TokenProfile::Jwt`]); also sets the
+    /// profile's `typ` values.
+    #[must_use]
+    pub fn profile(mut self, profile: TokenProfile) -> Self {
+        self.profile = profile;
+        self.typ = profile.typ_policy();
+        self
+    }
+
+    /// The kind of token accepted.
+    #[must_use]
+    pub fn token_profile(&self) -> TokenProfile {
+        self.profile
     }
 
     /// Checks the registered claims at `now` (Unix seconds). Returns `exp`.
@@ -203,6 +341,7 @@ impl Validation {
         if !self.audiences.is_empty() {
             self.check_audience(claims.aud.as_ref())?;
         }
+        self.profile.check(claims, &self.audiences)?;
         Ok(exp)
     }
 

@@ -22,6 +22,10 @@ pub enum JwtError {
     /// The token's `alg` is not the algorithm bound to the key.
     #[error("token algorithm does not match the key's algorithm")]
     AlgorithmMismatch,
+    /// The token's `alg` is not one the issuer uses (its configured algorithms, or those its
+    /// discovery document lists). Refused before any key lookup or fetch.
+    #[error("the issuer does not sign with this algorithm")]
+    AlgorithmNotAllowed,
     /// The header has `crit`: Portcullis implements no critical extension.
     #[error("critical header extensions are not supported")]
     CriticalHeader,

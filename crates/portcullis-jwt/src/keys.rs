@@ -1,7 +1,9 @@
 //! Verification keys and key sets, with the JWK hygiene of Wycheproof's JWK tests.
 //!
-//! A key is bound to exactly one algorithm when it is loaded; a token can only be verified
-//! with a key whose algorithm equals the token's `alg`. Keys that are not for signatures
+//! A key is bound to one algorithm when it is loaded (its `alg`, or the algorithm of its curve),
+//! except an RSA key published without `alg`, which may be used with any RSA algorithm the
+//! issuer allows (never with another key type); a token can only be verified with a key that
+//! allows the token's `alg`. Keys that are not for signatures
 //! (`use: enc`, `key_ops` without `verify`, encryption algorithms, curves for key agreement)
 //! are left out of a JWKS and reported; keys that claim to be signature keys but are weak or
 //! inconsistent make the whole set an error.
@@ -39,26 +41,56 @@ fn is_hmac(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
-/// One key, bound to one algorithm, ready to verify (parsed once).
+/// The RSA algorithms, which an RSA key published without `alg` may be used with.
+const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+/// Which algorithms a key may be used with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Binding {
+    /// Exactly this one.
+    One(Algorithm),
+    /// Any RSA algorithm: an RSA JWK published without `alg` (what most OpenID providers
+    /// publish). The issuer's allowed algorithms narrow it further.
+    AnyRsa,
+}
+
+/// One key, bound to the algorithms it may verify, ready to verify (parsed once).
 pub struct VerificationKey {
     kid: Option<String>,
-    alg: Algorithm,
+    binding: Binding,
     verifier: RingVerifier,
 }
 
 impl fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::provider::debug_key(f, "VerificationKey", self.kid.as_deref(), self.alg)
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("algorithms", &self.algorithms())
+            .field("key", &"[redacted]")
+            .finish()
     }
 }
 
 impl VerificationKey {
     fn build(alg: Algorithm, key: &DecodingKey) -> Result<Self, KeyError> {
+        Self::bound(Binding::One(alg), alg, key)
+    }
+
+    /// A key with `binding`, verified by a ring verifier built for `carrier` (an algorithm of
+    /// the binding: ring's RSA public key does not depend on the algorithm).
+    fn bound(binding: Binding, carrier: Algorithm, key: &DecodingKey) -> Result<Self, KeyError> {
         let verifier =
-            RingVerifier::new(alg, key).map_err(|e| KeyError::Malformed(e.to_string()))?;
+            RingVerifier::new(carrier, key).map_err(|e| KeyError::Malformed(e.to_string()))?;
         Ok(Self {
             kid: None,
-            alg,
+            binding,
             verifier,
         })
     }
@@ -127,16 +159,38 @@ impl VerificationKey {
         self.kid.as_deref()
     }
 
-    /// The one algorithm this key verifies.
+    /// The one algorithm this key is bound to; `None` for an RSA key published without `alg`,
+    /// which may be used with any RSA algorithm (see [`VerificationKey::algorithms`]).
     #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
-        self.alg
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        match self.binding {
+            Binding::One(alg) => Some(alg),
+            Binding::AnyRsa => None,
+        }
+    }
+
+    /// The algorithms this key may verify.
+    #[must_use]
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        match self.binding {
+            Binding::One(alg) => vec![alg],
+            Binding::AnyRsa => RSA_ALGORITHMS.to_vec(),
+        }
+    }
+
+    /// Whether this key may verify a token signed with `alg`.
+    #[must_use]
+    pub fn allows(&self, alg: Algorithm) -> bool {
+        match self.binding {
+            Binding::One(bound) => bound == alg,
+            Binding::AnyRsa => RSA_ALGORITHMS.contains(&alg),
+        }
     }
 
     /// Whether this is a symmetric (HMAC) key.
     #[must_use]
     pub fn is_symmetric(&self) -> bool {
-        is_hmac(self.alg)
+        matches!(self.binding, Binding::One(alg) if is_hmac(alg))
     }
 
     /// Checks `signature` over `signing_input` for a token whose header says `alg`.
@@ -146,11 +200,11 @@ impl VerificationKey {
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<(), JwtError> {
-        if alg != self.alg {
+        if !self.allows(alg) {
             return Err(JwtError::AlgorithmMismatch);
         }
         self.verifier
-            .verify_bytes(signing_input, signature)
+            .verify_with(alg, signing_input, signature)
             .map_err(|_| JwtError::BadSignature)
     }
 
@@ -218,14 +272,18 @@ impl VerificationKey {
                 (alg, DecodingKey::from_secret(&k))
             }
             "RSA" => {
-                let alg = alg.unwrap_or(policy.default_rsa_alg);
-                if alg.family() != jsonwebtoken::AlgorithmFamily::Rsa {
-                    return Err(KeyError::Inconsistent("kty RSA with a non-RSA alg"));
-                }
+                let binding = match alg {
+                    Some(alg) if RSA_ALGORITHMS.contains(&alg) => Binding::One(alg),
+                    Some(_) => return Err(KeyError::Inconsistent("kty RSA with a non-RSA alg")),
+                    None => Binding::AnyRsa,
+                };
                 let n = strip_zeros(bytes("n")?);
                 let e = strip_zeros(bytes("e")?);
                 check_rsa(&n, &e)?;
-                (alg, DecodingKey::from_rsa_raw_components(&n, &e))
+                let key = DecodingKey::from_rsa_raw_components(&n, &e);
+                let mut key = Self::bound(binding, alg.unwrap_or(Algorithm::RS256), &key)?;
+                key.kid = kid;
+                return Ok(Ok(key));
             }
             "EC" => {
                 let crv = text("crv")?.ok_or(KeyError::Malformed("EC JWK without crv".into()))?;
@@ -364,21 +422,18 @@ fn check_ec_point(alg: Algorithm, point: &[u8]) -> Result<(), KeyError> {
 }
 
 /// How JWKs without an `alg` member are bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// An EC or OKP key is bound to the algorithm of its curve. An RSA key without `alg` may be
+/// used with any RSA algorithm (RS256/384/512, PS256/384/512), never with another key type:
+/// OpenID providers publish RSA keys without `alg` and sign with RS256 or PS256. This relaxes
+/// RFC 8725 §3.1's one algorithm per key for keys whose publisher named none; the issuer's
+/// allowed algorithms (`IssuerConfig::algorithms`, or the discovery document's
+/// `id_token_signing_alg_values_supported`) narrow it, and one RSA algorithm there binds such
+/// keys strictly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct JwkPolicy {
-    /// The algorithm for RSA keys without `alg` (default RS256, what Microsoft publishes).
-    pub default_rsa_alg: Algorithm,
     /// The algorithm for symmetric keys without `alg` (default none: such keys are refused).
     pub default_hmac_alg: Option<Algorithm>,
-}
-
-impl Default for JwkPolicy {
-    fn default() -> Self {
-        Self {
-            default_rsa_alg: Algorithm::RS256,
-            default_hmac_alg: None,
-        }
-    }
 }
 
 /// A set of verification keys with exact `kid` lookup.
@@ -413,10 +468,11 @@ impl KeySet {
                     }
                 }
                 None => {
-                    if unnamed.contains(&key.alg) {
+                    let algorithms = key.algorithms();
+                    if algorithms.iter().any(|a| unnamed.contains(a)) {
                         return Err(KeyError::AmbiguousUnnamedKeys);
                     }
-                    unnamed.push(key.alg);
+                    unnamed.extend(algorithms);
                 }
             }
         }
@@ -458,29 +514,34 @@ impl KeySet {
         Self::from_jwks_json(&bytes, policy)
     }
 
-    /// Finds the key for a token: exactly the key named by `kid`, or, for a token without
-    /// `kid`, the one unnamed key of the token's algorithm. There is no fallback.
+    /// Finds the key for a token, which must allow the token's algorithm: the key named by
+    /// the token's `kid`, exactly; for a token without `kid`, the one unnamed key that allows
+    /// its algorithm. A set of one unnamed key (a key configured from a PEM file or a secret)
+    /// also takes tokens that name any `kid`, as a real provider's tokens do. There is no other
+    /// fallback: a named key is only ever found by its own `kid`.
     pub fn find(
         &self,
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<&Arc<VerificationKey>, JwtError> {
         let key = match kid {
-            Some(kid) => self
-                .by_kid
-                .get(kid)
-                .and_then(|i| self.keys.get(*i))
-                .ok_or(JwtError::UnknownKey)?,
+            Some(kid) => match self.by_kid.get(kid).and_then(|i| self.keys.get(*i)) {
+                Some(key) => key,
+                None => match self.keys.as_slice() {
+                    [only] if only.kid.is_none() => only,
+                    _ => return Err(JwtError::UnknownKey),
+                },
+            },
             None => {
                 let mut unnamed = self.keys.iter().filter(|k| k.kid.is_none());
-                match unnamed.clone().find(|k| k.alg == alg) {
+                match unnamed.clone().find(|k| k.allows(alg)) {
                     Some(key) => key,
                     None if unnamed.next().is_some() => return Err(JwtError::AlgorithmMismatch),
                     None => return Err(JwtError::UnknownKey),
                 }
             }
         };
-        if key.alg != alg {
+        if !key.allows(alg) {
             return Err(JwtError::AlgorithmMismatch);
         }
         Ok(key)
@@ -516,10 +577,17 @@ impl KeySet {
         &self.skipped
     }
 
-    /// The algorithms of the keys, by JWA name (for diagnostics).
+    /// The algorithms of the keys, by JWA name, each once (for diagnostics).
     #[must_use]
     pub fn algorithms(&self) -> Vec<&'static str> {
-        self.keys.iter().map(|k| algorithm_name(k.alg)).collect()
+        let mut names: Vec<&'static str> = Vec::new();
+        for alg in self.keys.iter().flat_map(|k| k.algorithms()) {
+            let name = algorithm_name(alg);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
     }
 }
 
@@ -560,6 +628,55 @@ mod tests {
         assert_eq!(
             set.find(Some("a"), Algorithm::HS384).unwrap_err(),
             JwtError::AlgorithmMismatch
+        );
+        // With several keys, a token without kid only finds an unnamed key.
+        let b = VerificationKey::hmac(Algorithm::HS256, &[2; 32])
+            .unwrap()
+            .with_kid("b");
+        let a = VerificationKey::hmac(Algorithm::HS256, &[1; 32])
+            .unwrap()
+            .with_kid("a");
+        let set = KeySet::new(vec![a, b]).unwrap();
+        assert_eq!(
+            set.find(None, Algorithm::HS256).unwrap_err(),
+            JwtError::UnknownKey
+        );
+        assert_eq!(
+            set.find(Some("c"), Algorithm::HS256).unwrap_err(),
+            JwtError::UnknownKey
+        );
+    }
+
+    /// Outside testing: a key configured without a kid (`public_key_path`) refused every
+    /// token from a real provider, because those carry a kid. A set of one unnamed key
+    /// verifies whatever kid a token names; a named key still needs its own kid.
+    #[test]
+    fn a_single_unnamed_key_matches_any_kid() {
+        let set = KeySet::new(vec![
+            VerificationKey::hmac(Algorithm::HS256, &[1; 32]).unwrap(),
+        ])
+        .unwrap();
+        assert!(set.find(Some("provider-key-7"), Algorithm::HS256).is_ok());
+        assert!(set.find(None, Algorithm::HS256).is_ok());
+        assert_eq!(
+            set.find(Some("provider-key-7"), Algorithm::HS512)
+                .unwrap_err(),
+            JwtError::AlgorithmMismatch
+        );
+        let named = KeySet::new(vec![
+            VerificationKey::hmac(Algorithm::HS256, &[1; 32])
+                .unwrap()
+                .with_kid("k1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            named.find(Some("k2"), Algorithm::HS256).unwrap_err(),
+            JwtError::UnknownKey
+        );
+        // A named key is only found by its kid.
+        assert_eq!(
+            named.find(None, Algorithm::HS256).unwrap_err(),
+            JwtError::UnknownKey
         );
     }
 }

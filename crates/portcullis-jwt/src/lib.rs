@@ -55,7 +55,7 @@ pub use authenticator::{
     DEFAULT_MAX_TOKEN_BYTES, IssuerConfig, IssuerMatcher, JwtAuthenticator,
     JwtAuthenticatorBuilder, KeyReferencePolicy, KeySource,
 };
-pub use claims::{ClaimMapping, ClaimPath, MAX_LEEWAY, TypPolicy, Validation};
+pub use claims::{ClaimMapping, ClaimPath, MAX_LEEWAY, TokenProfile, TypPolicy, Validation};
 pub use config::{AetheraJwtSettings, AmatersJwtConfig, is_placeholder_secret};
 pub use error::{ConfigError, FetchError, JwtError, KeyError};
 #[cfg(feature = "remote")]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use portcullis_core::AuthMethod;
 
 use crate::authenticator::{IssuerConfig, IssuerMatcher};
-use crate::claims::{ClaimMapping, ClaimPath};
+use crate::claims::{ClaimMapping, ClaimPath, TokenProfile};
 use crate::error::{ConfigError, FetchError};
 use crate::remote::{HttpFetcher, JwksOptions, RemoteJwks};
 
@@ -60,7 +60,8 @@ fn audiences(list: &[&str]) -> Result<Vec<String>, ConfigError> {
 }
 
 /// Google ID tokens (`iss` is `https://accounts.google.com` or `accounts.google.com`; `aud` is
-/// your OAuth client id).
+/// your OAuth client id), in the [`TokenProfile::IdToken`] profile: Google's access tokens are
+/// opaque, so what a Google-signed JWT proves is a sign-in.
 pub fn google(client_ids: &[&str], options: &ProviderOptions) -> Result<IssuerConfig, ConfigError> {
     let matcher = IssuerMatcher::Exact(vec![
         "https://accounts.google.com".into(),
@@ -71,10 +72,12 @@ pub fn google(client_ids: &[&str], options: &ProviderOptions) -> Result<IssuerCo
         options.remote("https://www.googleapis.com/oauth2/v3/certs")?,
     )
     .audiences(audiences(client_ids)?)
+    .profile(TokenProfile::IdToken)
     .mapping(oidc_mapping("roles", Some("hd"))))
 }
 
-/// Microsoft Entra ID v2 tokens for one tenant.
+/// Microsoft Entra ID v2 access tokens for one tenant ([`TokenProfile::MicrosoftAccessToken`]:
+/// `ver` and `scp` or `roles` required, ID tokens of a sign-in refused).
 pub fn microsoft(
     tenant_id: &str,
     audiences_list: &[&str],
@@ -87,10 +90,12 @@ pub fn microsoft(
     let jwks = format!("https://login.microsoftonline.com/{tenant_id}/discovery/v2.0/keys");
     Ok(IssuerConfig::new(issuer, options.remote(&jwks)?)
         .audiences(audiences(audiences_list)?)
+        .profile(TokenProfile::MicrosoftAccessToken)
         .mapping(oidc_mapping("roles", Some("tid"))))
 }
 
-/// Microsoft Entra ID v2 tokens from any tenant (or only `allowed_tenants` when not empty):
+/// Microsoft Entra ID v2 access tokens from any tenant (or only `allowed_tenants` when not
+/// empty), in the [`TokenProfile::MicrosoftAccessToken`] profile:
 /// the `{tenantid}` in `https://login.microsoftonline.com/{tenantid}/v2.0` must equal the
 /// token's `tid`.
 pub fn microsoft_multi_tenant(
@@ -110,12 +115,14 @@ pub fn microsoft_multi_tenant(
     let jwks = options.remote("https://login.microsoftonline.com/common/discovery/v2.0/keys")?;
     Ok(IssuerConfig::with_matcher(matcher, jwks)
         .audiences(audiences(audiences_list)?)
+        .profile(TokenProfile::MicrosoftAccessToken)
         .mapping(oidc_mapping("roles", Some("tid"))))
 }
 
 /// Okta: the org authorization server (`authorization_server = None`, issuer
 /// `https://{domain}`) or a custom one (issuer `https://{domain}/oauth2/{id}`, `default` for the
-/// default server). Roles come from the `groups` claim.
+/// default server). Roles come from the `groups` claim. Access tokens, in the
+/// [`TokenProfile::OktaAccessToken`] profile (`cid` and `scp` required).
 pub fn okta(
     domain: &str,
     authorization_server: Option<&str>,
@@ -134,11 +141,13 @@ pub fn okta(
     };
     Ok(IssuerConfig::new(issuer, options.remote(&jwks)?)
         .audiences(audiences(audiences_list)?)
+        .profile(TokenProfile::OktaAccessToken)
         .mapping(oidc_mapping("groups", None)))
 }
 
 /// Auth0 (`iss` is `https://{domain}/` with the trailing slash). `roles_claim` is your
-/// namespaced roles claim (for example `https://example.com/roles`).
+/// namespaced roles claim (for example `https://example.com/roles`). Access tokens, in the
+/// [`TokenProfile::Auth0AccessToken`] profile (`azp` required, ID tokens refused).
 pub fn auth0(
     domain: &str,
     audiences_list: &[&str],
@@ -149,11 +158,15 @@ pub fn auth0(
     let jwks = format!("https://{domain}/.well-known/jwks.json");
     Ok(IssuerConfig::new(issuer, options.remote(&jwks)?)
         .audiences(audiences(audiences_list)?)
+        .profile(TokenProfile::Auth0AccessToken)
         .mapping(oidc_mapping(roles_claim, Some("org_id"))))
 }
 
 /// Any OpenID provider, by discovery of `{issuer}/.well-known/openid-configuration` on the
-/// first token (the document's `issuer` must equal `issuer`).
+/// first token (the document's `issuer` must equal `issuer`), accepting RFC 9068 access
+/// tokens ([`TokenProfile::AccessToken`]); call `.profile(TokenProfile::IdToken)` on the
+/// result to accept ID tokens instead. The algorithms are those the document lists
+/// (`id_token_signing_alg_values_supported`) unless set with [`IssuerConfig::algorithms`].
 pub fn discovered(
     issuer: &str,
     audiences_list: &[&str],
@@ -163,5 +176,6 @@ pub fn discovered(
         .map_err(fetch_error)?;
     Ok(IssuerConfig::new(issuer, remote)
         .audiences(audiences(audiences_list)?)
+        .profile(TokenProfile::AccessToken)
         .mapping(oidc_mapping("roles", None)))
 }

@@ -215,16 +215,30 @@ impl Verifier<Vec<u8>> for RingVerifier {
 }
 
 impl RingVerifier {
-    /// Checks `signature` over `msg`.
+    /// Checks `signature` over `msg` with the verifier's own algorithm.
     pub(crate) fn verify_bytes(
         &self,
         msg: &[u8],
         signature: &[u8],
     ) -> Result<(), signature::Error> {
+        self.verify_with(self.algorithm, msg, signature)
+    }
+
+    /// Checks `signature` over `msg` with `algorithm`: the verifier's own, or, for an RSA key,
+    /// any RSA algorithm (the caller decides which ones a key may be used with).
+    pub(crate) fn verify_with(
+        &self,
+        algorithm: Algorithm,
+        msg: &[u8],
+        signature: &[u8],
+    ) -> Result<(), signature::Error> {
         match &self.kind {
-            VerifierKind::Hmac(key) => hmac::verify(key, msg, signature).map_err(|_| sig_error()),
+            VerifierKind::Hmac(key) if algorithm == self.algorithm => {
+                hmac::verify(key, msg, signature).map_err(|_| sig_error())
+            }
+            VerifierKind::Hmac(_) => Err(sig_error()),
             VerifierKind::Rsa { n, e } => {
-                let params: &sig::RsaParameters = match self.algorithm {
+                let params: &sig::RsaParameters = match algorithm {
                     Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
                     Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
                     Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
@@ -237,6 +251,7 @@ impl RingVerifier {
                     .verify(params, msg, signature)
                     .map_err(|_| sig_error())
             }
+            VerifierKind::Point(_) if algorithm != self.algorithm => Err(sig_error()),
             VerifierKind::Point(public_key) => {
                 let algorithm: &dyn sig::VerificationAlgorithm = match self.algorithm {
                     Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,

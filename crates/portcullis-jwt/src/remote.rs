@@ -3,9 +3,14 @@
 //! * Reads never wait on a lock: a request whose `kid` is in the current key set is served
 //!   from an atomically swapped snapshot.
 //! * An unknown `kid` triggers one refetch for all the requests that wait for it (single
-//!   flight); such refetches are at least [`JwksOptions::min_refetch_interval`] apart, so a
-//!   flood of made-up `kid`s costs the identity provider one request per interval. A failed
-//!   fetch is retried at most once per interval too.
+//!   flight). Such refetches draw on a small budget ([`JwksOptions::unknown_kid_burst`]
+//!   refetches at once, then one more per [`JwksOptions::unknown_kid_refill`]), and a `kid`
+//!   still missing after a refetch is not looked for again until the next refill: a genuine
+//!   rotation is picked up at once even just after a stray unknown `kid`, and the worst case
+//!   under a flood of made-up `kid`s is `unknown_kid_burst` fetches, then one per
+//!   `unknown_kid_refill` (defaults: 3, then one every 10 s, so 363 an hour at most). Tokens
+//!   of another issuer or with an algorithm the issuer does not use never reach this point.
+//!   A failed fetch is retried at most once per [`JwksOptions::min_refetch_interval`].
 //! * The set is fresh for the response's `Cache-Control: max-age` (clamped); after that the
 //!   next request starts a background refresh and is served from the current set.
 //! * When the endpoint fails, the last good set keeps serving until
@@ -87,8 +92,12 @@ pub fn parse_url(url: &str) -> Result<Uri, FetchError> {
 /// Cache and fetch settings of a [`RemoteJwks`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwksOptions {
-    /// Minimum time between two fetches triggered by unknown `kid`s or failures (default 30 s).
+    /// Minimum time between two fetches after a failed fetch (default 30 s).
     pub min_refetch_interval: Duration,
+    /// Refetches that unknown `kid`s may cause at once (default 3).
+    pub unknown_kid_burst: u32,
+    /// After the burst, one more unknown-`kid` refetch per this (default 10 s).
+    pub unknown_kid_refill: Duration,
     /// Freshness when the response has no usable `max-age` (default 5 min).
     pub default_max_age: Duration,
     /// `max-age` is clamped to at least this (default 1 min)...
@@ -110,6 +119,8 @@ impl Default for JwksOptions {
     fn default() -> Self {
         Self {
             min_refetch_interval: Duration::from_secs(30),
+            unknown_kid_burst: 3,
+            unknown_kid_refill: Duration::from_secs(10),
             default_max_age: Duration::from_secs(300),
             min_max_age: Duration::from_secs(60),
             max_max_age: Duration::from_secs(86_400),
@@ -139,10 +150,51 @@ struct Loaded {
 struct RefreshState {
     /// When the last fetch failed (failed fetches are retried at most once per interval).
     last_failure: Option<OffsetDateTime>,
-    /// When an unknown `kid` last caused a fetch (at most once per interval).
-    last_kid_refetch: Option<OffsetDateTime>,
+    /// The budget of refetches for unknown `kid`s.
+    kid_budget: KidBudget,
+    /// `kid`s still missing after a refetch, with when: not looked for again until the next
+    /// refill of the budget (at most [`MISSING_KIDS`] remembered).
+    missing_kids: std::collections::VecDeque<(Option<String>, OffsetDateTime)>,
     jwks_uri: Option<Uri>,
     last_error: Option<FetchError>,
+}
+
+/// How many missing `kid`s are remembered.
+const MISSING_KIDS: usize = 64;
+
+/// Refetches for unknown `kid`s: a token bucket of `unknown_kid_burst`, refilled by one every
+/// `unknown_kid_refill`.
+#[derive(Debug, Default)]
+struct KidBudget {
+    /// Refetches spent since `since` (the budget is full when `None`).
+    spent: u32,
+    since: Option<OffsetDateTime>,
+}
+
+impl KidBudget {
+    /// Takes one refetch from the budget if there is one left at `now`.
+    fn take(&mut self, now: OffsetDateTime, options: &JwksOptions) -> bool {
+        if let Some(since) = self.since {
+            let refill = options.unknown_kid_refill.max(Duration::from_millis(1));
+            let elapsed = (now - since).max(time::Duration::ZERO);
+            let whole = elapsed.whole_milliseconds()
+                / i128::try_from(refill.as_millis()).unwrap_or(i128::MAX);
+            let refilled = u32::try_from(whole).unwrap_or(u32::MAX);
+            if refilled >= self.spent {
+                self.spent = 0;
+                self.since = None;
+            } else if refilled > 0 {
+                self.spent -= refilled;
+                self.since = Some(since + refill * refilled);
+            }
+        }
+        if self.spent >= options.unknown_kid_burst {
+            return false;
+        }
+        self.spent += 1;
+        self.since.get_or_insert(now);
+        true
+    }
 }
 
 struct Inner {
@@ -151,6 +203,9 @@ struct Inner {
     options: JwksOptions,
     clock: Arc<dyn Clock>,
     current: ArcSwapOption<Loaded>,
+    /// The signing algorithms the discovery document lists
+    /// (`id_token_signing_alg_values_supported`), once it was fetched.
+    discovered_algorithms: ArcSwapOption<Vec<Algorithm>>,
     refresh: tokio::sync::Mutex<RefreshState>,
     fetches: AtomicU64,
 }
@@ -226,6 +281,7 @@ impl RemoteJwks {
                 options,
                 clock: Arc::new(SystemClock),
                 current: ArcSwapOption::empty(),
+                discovered_algorithms: ArcSwapOption::empty(),
                 refresh: tokio::sync::Mutex::new(RefreshState::default()),
                 fetches: AtomicU64::new(0),
             }),
@@ -257,6 +313,14 @@ impl RemoteJwks {
             stale_until: current.as_ref().map(|c| c.stale_until),
             last_error: state.last_error.clone(),
         }
+    }
+
+    /// The signing algorithms of the OpenID provider, from its discovery document
+    /// (`id_token_signing_alg_values_supported`, names Portcullis does not support left out),
+    /// once it was fetched; `None` for a plain JWKS URL or before the first fetch.
+    #[must_use]
+    pub fn discovered_algorithms(&self) -> Option<Arc<Vec<Algorithm>>> {
+        self.inner.discovered_algorithms.load_full()
     }
 
     /// Fetches now (ignoring the refetch interval), e.g. at start-up to fail fast.
@@ -329,15 +393,28 @@ impl RemoteJwks {
         let recent = |at: Option<OffsetDateTime>| at.is_some_and(|at| now - at < interval);
         if usable.is_some() {
             // The set is good but lacks this kid: maybe a rotation, maybe a made-up kid.
-            if recent(state.last_kid_refetch) {
+            let refill = inner.options.unknown_kid_refill;
+            state.missing_kids.retain(|(_, at)| now - *at < refill);
+            if state.missing_kids.iter().any(|(k, _)| k.as_deref() == kid) {
                 return Err(JwtError::UnknownKey);
             }
-            state.last_kid_refetch = Some(now);
+            if !state.kid_budget.take(now, &inner.options) {
+                return Err(JwtError::UnknownKey);
+            }
         } else if recent(state.last_failure) {
             return Err(JwtError::KeysUnavailable(unavailable(&state)));
         }
         match inner.fetch(&mut state, now).await {
-            Ok(loaded) => loaded.keys.find(kid, alg).cloned(),
+            Ok(loaded) => {
+                let found = loaded.keys.find(kid, alg).cloned();
+                if matches!(found, Err(JwtError::UnknownKey)) {
+                    if state.missing_kids.len() >= MISSING_KIDS {
+                        state.missing_kids.pop_front();
+                    }
+                    state.missing_kids.push_back((kid.map(str::to_owned), now));
+                }
+                found
+            }
             Err(error) => Err(JwtError::KeysUnavailable(format!(
                 "JWKS fetch failed: {error}"
             ))),
@@ -465,10 +542,28 @@ impl Inner {
             Some(Value::String(found)) if found == issuer => {}
             _ => return Err(FetchError::InvalidDocument("issuer does not match".into())),
         }
-        match config.get("jwks_uri") {
-            Some(Value::String(uri)) => parse_url(uri),
-            _ => Err(FetchError::InvalidDocument("no jwks_uri".into())),
+        let uri = match config.get("jwks_uri") {
+            Some(Value::String(uri)) => parse_url(uri)?,
+            _ => return Err(FetchError::InvalidDocument("no jwks_uri".into())),
+        };
+        match config.get("id_token_signing_alg_values_supported") {
+            Some(Value::Array(names)) => {
+                // `none` and algorithms Portcullis does not support are left out.
+                let algorithms: Vec<Algorithm> = names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(|name| crate::jose::parse_algorithm(name).ok())
+                    .collect();
+                self.discovered_algorithms.store(Some(Arc::new(algorithms)));
+            }
+            Some(_) => {
+                return Err(FetchError::InvalidDocument(
+                    "id_token_signing_alg_values_supported is not an array".into(),
+                ));
+            }
+            None => {}
         }
+        Ok(uri)
     }
 }
 

@@ -252,5 +252,52 @@ async fn amaters_rs256_configuration_with_a_public_key_file() {
             .await
             .is_err()
     );
+    // Outside testing: a key configured without a kid (`public_key_path`) refused every
+    // token carrying one ("no key for this token"), as a real provider's tokens do. The one
+    // configured key now verifies them, whatever kid they name; the signature decides.
+    let provider_token = python(
+        SIGN_WITH_KID,
+        &json!({
+            "private_pem": signed["RS256"]["private_pem"],
+            "kid": "provider-key-2026-11",
+            "claims": {"iss": "amaters-server", "aud": "amaters-clients", "sub": "svc-a"},
+        }),
+    );
+    let principal = verifier
+        .verify(provider_token["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(principal.id(), "svc-a");
+    // Signed by another key with the same kid: refused.
+    let forged = python(
+        SIGN_WITH_KID,
+        &json!({
+            "private_pem": Value::Null,
+            "kid": "provider-key-2026-11",
+            "claims": {"iss": "amaters-server", "aud": "amaters-clients", "sub": "svc-a"},
+        }),
+    );
+    assert!(
+        verifier
+            .verify(forged["token"].as_str().unwrap())
+            .await
+            .is_err()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Signs `claims` (plus `iat` and `exp`) with RS256 and a `kid` header, with the given PKCS#8
+/// key or, when it is null, a fresh one.
+const SIGN_WITH_KID: &str = r#"
+import json, sys, time, jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+data = json.load(sys.stdin)
+if data["private_pem"] is None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+else:
+    key = serialization.load_pem_private_key(data["private_pem"].encode(), password=None)
+now = int(time.time())
+claims = dict(data["claims"], iat=now, exp=now + 600)
+json.dump({"token": jwt.encode(claims, key, algorithm="RS256", headers={"kid": data["kid"]})}, sys.stdout)
+"#;

@@ -244,33 +244,104 @@ async fn a_hundred_concurrent_requests_with_a_new_kid_cause_one_fetch() {
     );
 }
 
+fn forged(f: &Fixture, kid: &str) -> String {
+    TokenIssuer::new(ISS, SigningKey::generate(kid, Algorithm::ES256).unwrap())
+        .audiences(["api"])
+        .clock(f.clock.clone())
+        .issue(&TokenRequest::access("mallory"))
+        .unwrap()
+        .token
+        .expose()
+        .to_owned()
+}
+
+/// The worst case of a flood of made-up kids: `unknown_kid_burst` fetches (3), then one per
+/// `unknown_kid_refill` (10 s); a kid still missing after a refetch is not looked for again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn made_up_kids_cost_at_most_one_fetch_per_interval() {
+async fn made_up_kids_cost_a_bounded_number_of_fetches() {
     let f = fixture(JwksOptions::default()).await;
     assert!(f.verifier.verify(&f.token()).await.is_ok());
     for i in 0..50 {
-        let forged = TokenIssuer::new(
-            ISS,
-            SigningKey::generate(&format!("made-up-{i}"), Algorithm::ES256).unwrap(),
-        )
-        .audiences(["api"])
-        .clock(f.clock.clone());
-        let token = forged.issue(&TokenRequest::access("mallory")).unwrap();
         assert_eq!(
-            f.verifier.verify(token.token.expose()).await.unwrap_err(),
+            f.verifier
+                .verify(&forged(&f, &format!("made-up-{i}")))
+                .await
+                .unwrap_err(),
             JwtError::UnknownKey
         );
     }
-    assert_eq!(f.server.hits(), 2);
-    f.advance(31);
-    let forged = TokenIssuer::new(
+    assert_eq!(f.server.hits(), 1 + 3, "the initial fetch, then the burst");
+    // The same made-up kid again, after its refill: remembered as missing, not fetched.
+    f.advance(5);
+    assert!(f.verifier.verify(&forged(&f, "made-up-49")).await.is_err());
+    assert_eq!(f.server.hits(), 4);
+    f.advance(6);
+    for i in 0..10 {
+        assert!(
+            f.verifier
+                .verify(&forged(&f, &format!("again-{i}")))
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(f.server.hits(), 5, "one refill after 10 s");
+    f.advance(3_600);
+    for i in 0..10 {
+        assert!(
+            f.verifier
+                .verify(&forged(&f, &format!("later-{i}")))
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(f.server.hits(), 8, "a full burst again after a quiet hour");
+}
+
+/// Outside testing: one stray unknown kid (or an HS256 token sent to an RS256 verifier) made
+/// the real next key fail for 30 s. A genuine rotation is now accepted at once after a stray
+/// kid, and tokens that cannot be for this issuer spend nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_just_after_a_stray_kid_is_accepted_at_once() {
+    let f = fixture(JwksOptions::default()).await;
+    assert!(f.verifier.verify(&f.token()).await.is_ok());
+    assert_eq!(f.server.hits(), 1);
+    // An HS256 token to a JWKS-backed verifier: refused before any fetch.
+    let hs = TokenIssuer::new(
         ISS,
-        SigningKey::generate("again", Algorithm::ES256).unwrap(),
+        SigningKey::hmac(Some("k9"), Algorithm::HS256, &[3; 32]).unwrap(),
     )
     .audiences(["api"])
-    .clock(f.clock.clone());
-    let token = forged.issue(&TokenRequest::access("mallory")).unwrap();
-    assert!(f.verifier.verify(token.token.expose()).await.is_err());
+    .clock(f.clock.clone())
+    .issue(&TokenRequest::access("mallory"))
+    .unwrap();
+    assert_eq!(
+        f.verifier.verify(hs.token.expose()).await.unwrap_err(),
+        JwtError::AlgorithmNotAllowed
+    );
+    // A token of another issuer: refused before any fetch.
+    let other = TokenIssuer::new(
+        "https://other.example",
+        SigningKey::generate("k1", Algorithm::ES256).unwrap(),
+    )
+    .audiences(["api"])
+    .clock(f.clock.clone())
+    .issue(&TokenRequest::access("mallory"))
+    .unwrap();
+    assert!(f.verifier.verify(other.token.expose()).await.is_err());
+    assert_eq!(f.server.hits(), 1);
+    // A stray unknown kid spends one refetch...
+    assert!(f.verifier.verify(&forged(&f, "stray")).await.is_err());
+    assert_eq!(f.server.hits(), 2);
+    // ...and the provider rotates one second later: the new key is accepted at once.
+    f.advance(1);
+    f.issuer
+        .rotate(
+            SigningKey::generate("k2", Algorithm::ES256).unwrap(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    f.server.set(|s| s.jwks = f.issuer.jwks().to_string());
+    assert!(f.verifier.verify(&f.token()).await.is_ok());
     assert_eq!(f.server.hits(), 3);
 }
 
@@ -380,8 +451,12 @@ async fn oidc_discovery_finds_the_jwks_and_checks_the_issuer() {
     .clock(clock.clone());
     server.set(|s| {
         s.jwks = issuer.jwks().to_string();
-        s.discovery =
-            serde_json::json!({"issuer": issuer_url, "jwks_uri": server.url()}).to_string();
+        s.discovery = serde_json::json!({
+            "issuer": issuer_url,
+            "jwks_uri": server.url(),
+            "id_token_signing_alg_values_supported": ["EdDSA", "none", "XX999"],
+        })
+        .to_string();
     });
     let options = presets::ProviderOptions::new(Arc::new(HyperFetcher::new().unwrap()));
     let verifier = JwtAuthenticator::builder()
@@ -389,11 +464,34 @@ async fn oidc_discovery_finds_the_jwks_and_checks_the_issuer() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let token = issuer.issue(&TokenRequest::access("bob")).unwrap();
+    let mut request = TokenRequest::access("bob");
+    request.client_id = Some("client-1".into());
+    let token = issuer.issue(&request).unwrap();
     let principal = verifier.verify(token.token.expose()).await.unwrap();
     assert_eq!(principal.auth_method(), portcullis_core::AuthMethod::Oidc);
     assert_eq!(server.discovery_hits.load(Ordering::SeqCst), 1);
     assert_eq!(server.hits(), 1);
+    // The discovered algorithms (unknown names and `none` left out) bound what is accepted,
+    // before any key lookup: an ES256 token costs no fetch.
+    let es = TokenIssuer::new(
+        issuer_url.clone(),
+        SigningKey::generate("e1", Algorithm::ES256).unwrap(),
+    )
+    .audiences(["client-1"])
+    .clock(clock.clone())
+    .issue(&request)
+    .unwrap();
+    assert_eq!(
+        verifier.verify(es.token.expose()).await.unwrap_err(),
+        JwtError::AlgorithmNotAllowed
+    );
+    assert_eq!(server.hits(), 1);
+    // An RFC 9068 access token needs client_id.
+    let no_client = issuer.issue(&TokenRequest::access("bob")).unwrap();
+    assert_eq!(
+        verifier.verify(no_client.token.expose()).await.unwrap_err(),
+        JwtError::MissingClaim("client_id")
+    );
 
     // A discovery document naming another issuer is refused.
     let other = Server::start().await;
