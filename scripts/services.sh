@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a PostgreSQL server and a Redis server are running on 127.0.0.1 for the tests,
 # installing them from Debian packages when missing and starting them when stopped, and that
-# the command-line peers the tests use (jq, openssl, PyJWT) are installed. Creates a `portcullis`
+# the command-line peers the tests use (jq, openssl, PyJWT, Node.js with oidc-provider) are
+# installed. Creates a `portcullis`
 # role and a `portcullis_test` database. Idempotent: run it as often as you like.
 #
 # Prints, on standard output and nothing else, the variables to use:
@@ -49,6 +50,17 @@ fi
 if ! python3 -c "import jwt, cryptography" >/dev/null 2>&1; then
   log "pip install pyjwt[crypto]"
   python3 -m pip install --quiet --disable-pip-version-check "pyjwt[crypto]>=2.10" >&2
+fi
+
+# panva's oidc-provider (a real OpenID Provider for the JWT tests), from the npm registry,
+# at the version its package-lock.json pins.
+OIDC_DIR="$(cd "$(dirname "$0")/.." && pwd)/crates/portcullis-jwt/tests/oidc-provider"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+if [ ! -d "$OIDC_DIR/node_modules/oidc-provider" ]; then
+  log "npm ci (oidc-provider)"
+  (cd "$OIDC_DIR" && npm ci --silent --no-audit --no-fund >&2)
 fi
 
 # --- PostgreSQL -------------------------------------------------------------------------
