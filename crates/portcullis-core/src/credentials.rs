@@ -302,19 +302,36 @@ pub enum CredentialError {
     /// The TLS peer certificate chain in the request extensions is empty.
     #[error("the TLS peer certificate chain is empty")]
     EmptyPeerCertificates,
+    /// More header fields than the configured limit.
+    #[error("the request has {count} header fields, the limit is {max}")]
+    TooManyHeaderFields {
+        /// How many were sent.
+        count: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A header section (names and values) larger than the configured limit.
+    #[error("the request's headers are larger than {max} bytes")]
+    HeadersTooLarge {
+        /// The configured limit.
+        max: usize,
+    },
 }
 
 impl CredentialError {
-    /// Whether the error is about the `Authorization` header (so that an RFC 6750 `Bearer`
-    /// challenge may call it `invalid_request`).
+    /// Whether an RFC 6750 `Bearer` challenge calls this error `invalid_request`: the
+    /// `Authorization` header is malformed, or the request as a whole is (too many or too
+    /// large headers). A malformed cookie or API-key header is not the bearer scheme's concern.
     #[must_use]
-    pub fn concerns_authorization(&self) -> bool {
+    pub fn is_bearer_invalid_request(&self) -> bool {
         match self {
             Self::DuplicateHeader { header, .. }
             | Self::TooLong { header, .. }
             | Self::NotVisibleAscii { header }
             | Self::Empty { header } => header == AUTHORIZATION,
-            Self::MalformedAuthorization { .. } => true,
+            Self::MalformedAuthorization { .. }
+            | Self::TooManyHeaderFields { .. }
+            | Self::HeadersTooLarge { .. } => true,
             Self::TooManyHeaders { .. }
             | Self::DuplicateSessionCookie
             | Self::MalformedBasic { .. }
@@ -348,6 +365,11 @@ pub const DEFAULT_MAX_CREDENTIAL_LEN: usize = 8 * 1024;
 pub const DEFAULT_MAX_COOKIE_HEADER_LEN: usize = 8 * 1024;
 /// Default largest number of `Cookie` headers examined (HTTP/2 may split cookies).
 pub const DEFAULT_MAX_COOKIE_HEADERS: usize = 32;
+/// Default largest number of header fields in a request (hyper's own default limit; servers
+/// should set their HTTP limits above Portcullis's, so that Portcullis answers and audits).
+pub const DEFAULT_MAX_HEADER_FIELDS: usize = 100;
+/// Default largest header section (names and values), in bytes.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Longest `Authorization` scheme name kept in [`Credential::UnsupportedScheme`].
 const MAX_SCHEME_LEN: usize = 64;
 
@@ -364,7 +386,11 @@ const MAX_SCHEME_LEN: usize = 64;
 /// `?api_key=...` is ignored.
 ///
 /// Limits ([`DEFAULT_MAX_CREDENTIAL_LEN`] and friends) are checked before anything else is
-/// done with a value.
+/// done with a value, the size of the whole header section first
+/// ([`DEFAULT_MAX_HEADER_FIELDS`], [`DEFAULT_MAX_HEADER_BYTES`]). A request over them is
+/// refused with a 401 `invalid_request` that the audit trail records, provided the HTTP server
+/// lets it through: configure the server's own limits above these (hyper answers a bare `431`
+/// past its limits, before any layer runs; `portcullis_mtls::server::ServeOptions` does).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CredentialExtractor {
@@ -373,6 +399,8 @@ pub struct CredentialExtractor {
     max_credential_len: usize,
     max_cookie_header_len: usize,
     max_cookie_headers: usize,
+    max_header_fields: usize,
+    max_header_bytes: usize,
 }
 
 impl Default for CredentialExtractor {
@@ -391,7 +419,36 @@ impl CredentialExtractor {
             max_credential_len: DEFAULT_MAX_CREDENTIAL_LEN,
             max_cookie_header_len: DEFAULT_MAX_COOKIE_HEADER_LEN,
             max_cookie_headers: DEFAULT_MAX_COOKIE_HEADERS,
+            max_header_fields: DEFAULT_MAX_HEADER_FIELDS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
+    }
+
+    /// Sets the largest number of header fields and the largest header section (names and
+    /// values, in bytes) a request may have.
+    ///
+    /// # Errors
+    /// When either limit is zero.
+    pub fn header_limits(
+        mut self,
+        max_fields: usize,
+        max_bytes: usize,
+    ) -> Result<Self, ExtractorConfigError> {
+        if max_fields == 0 {
+            return Err(ExtractorConfigError::ZeroLimit("header field count"));
+        }
+        if max_bytes == 0 {
+            return Err(ExtractorConfigError::ZeroLimit("header section size"));
+        }
+        self.max_header_fields = max_fields;
+        self.max_header_bytes = max_bytes;
+        Ok(self)
+    }
+
+    /// The largest number of header fields and header section size accepted.
+    #[must_use]
+    pub fn header_limit_values(&self) -> (usize, usize) {
+        (self.max_header_fields, self.max_header_bytes)
     }
 
     /// Reads API keys from `name` instead of `X-API-Key` (the AmateRS `header_name` setting).
@@ -483,6 +540,21 @@ impl CredentialExtractor {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> Result<Credentials, CredentialError> {
+        let fields = headers.len();
+        if fields > self.max_header_fields {
+            return Err(CredentialError::TooManyHeaderFields {
+                count: fields,
+                max: self.max_header_fields,
+            });
+        }
+        let bytes = headers.iter().fold(0usize, |sum, (name, value)| {
+            sum.saturating_add(name.as_str().len() + value.len())
+        });
+        if bytes > self.max_header_bytes {
+            return Err(CredentialError::HeadersTooLarge {
+                max: self.max_header_bytes,
+            });
+        }
         let mut credentials = Credentials::none();
 
         if let Some(value) = single_header(headers, &AUTHORIZATION)? {

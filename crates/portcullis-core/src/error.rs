@@ -283,7 +283,7 @@ impl AuthError {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::DependencyUnavailable(_)
             | AuthErrorKind::TooManyAttempts => None,
-            AuthErrorKind::MalformedCredentials(e) if e.concerns_authorization() => {
+            AuthErrorKind::MalformedCredentials(e) if e.is_bearer_invalid_request() => {
                 Some(BearerErrorCode::InvalidRequest)
             }
             AuthErrorKind::MalformedCredentials(_) => None,

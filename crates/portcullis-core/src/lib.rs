@@ -24,7 +24,7 @@ pub use context::{PrincipalRejection, missing_auth_layer_count};
 pub use credentials::{
     ApiKeySource, Credential, CredentialError, CredentialExtractor, Credentials,
     DEFAULT_MAX_COOKIE_HEADER_LEN, DEFAULT_MAX_COOKIE_HEADERS, DEFAULT_MAX_CREDENTIAL_LEN,
-    ExtractorConfigError, PeerCertificates,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_FIELDS, ExtractorConfigError, PeerCertificates,
 };
 pub use error::{
     AuthError, AuthErrorKind, BearerErrorCode, Challenge, ChallengeError, DEFAULT_RETRY_AFTER,

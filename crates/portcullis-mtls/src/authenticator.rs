@@ -124,8 +124,14 @@ fn map_webpki(error: webpki::Error) -> MtlsError {
         E::CertExpired { .. } => MtlsError::Expired,
         E::CertNotValidYet { .. } => MtlsError::NotYetValid,
         E::CertRevoked => MtlsError::Revoked,
-        E::UnknownRevocationStatus | E::CrlExpired { .. } => {
-            MtlsError::UnknownRevocationStatus(format!("{error:?}"))
+        E::UnknownRevocationStatus => MtlsError::UnknownRevocationStatus(format!("{error:?}")),
+        E::CrlExpired { .. } => MtlsError::CrlExpired,
+        E::CaUsedAsEndEntity => {
+            MtlsError::WrongKeyUsage("a CA certificate presented as the client's certificate")
+        }
+        #[expect(deprecated, reason = "webpki 0.103 still defines the old variant")]
+        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
+            MtlsError::WrongKeyUsage("the clientAuth extended key usage is required")
         }
         other => MtlsError::Untrusted(format!("{other:?}")),
     }
@@ -212,6 +218,19 @@ impl MtlsAuthenticator {
         intermediates: &[CertificateDer<'_>],
         now: OffsetDateTime,
     ) -> Result<(), MtlsError> {
+        self.verify_path_for(end_entity, intermediates, now, KeyUsage::client_auth())
+    }
+
+    /// The path and revocation checks for `usage` (client authentication everywhere but in
+    /// the tests that run x509-limbo's server-certificate CRL and path-length cases through
+    /// this trust machinery).
+    fn verify_path_for(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: OffsetDateTime,
+        usage: KeyUsage,
+    ) -> Result<(), MtlsError> {
         let policy = &*self.policy;
         let unix = u64::try_from(now.unix_timestamp())
             .map_err(|_| MtlsError::Untrusted("clock before 1970".into()))?;
@@ -243,7 +262,7 @@ impl MtlsAuthenticator {
             &material.anchors,
             intermediates,
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(unix)),
-            KeyUsage::client_auth(),
+            usage,
             revocation,
             None,
         )
@@ -262,8 +281,8 @@ impl MtlsAuthenticator {
                 Err(e) => return Err(MtlsError::Malformed(format!("extendedKeyUsage: {e}"))),
             };
             if !client_auth {
-                return Err(MtlsError::Untrusted(
-                    "the clientAuth extended key usage is required".into(),
+                return Err(MtlsError::WrongKeyUsage(
+                    "the clientAuth extended key usage is required",
                 ));
             }
         }
@@ -274,18 +293,7 @@ impl MtlsAuthenticator {
         let policy = &*self.policy;
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| MtlsError::Malformed(format!("{e}")))?;
-        if policy.eku == EkuPolicy::RequireClientAuth {
-            let client_auth = match cert.extended_key_usage() {
-                Ok(Some(eku)) => eku.value.client_auth,
-                Ok(None) => false,
-                Err(e) => return Err(MtlsError::Malformed(format!("extendedKeyUsage: {e}"))),
-            };
-            if !client_auth {
-                return Err(MtlsError::Untrusted(
-                    "the clientAuth extended key usage is required".into(),
-                ));
-            }
-        }
+        self.check_eku(&cert)?;
         let id = identity(&cert, &policy.identity)?;
         let organizations = attribute_strings(cert.subject().iter_organization(), "organization")?;
         if !policy.allowed_organizations.is_empty()
@@ -325,6 +333,21 @@ impl MtlsAuthenticator {
     }
 }
 
+/// What the audit trail records of a refused certificate: its subject, serial number (hex, as
+/// printed by `openssl x509 -serial`) and SHA-256 fingerprint. Nothing of it is secret.
+#[must_use]
+pub fn certificate_facts(der: &[u8]) -> Vec<(&'static str, String)> {
+    let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => vec![
+            ("cert_subject", cert.subject().to_string()),
+            ("cert_serial", cert.tbs_certificate.raw_serial_as_string()),
+            ("cert_fingerprint_sha256", fingerprint),
+        ],
+        Err(_) => vec![("cert_fingerprint_sha256", fingerprint)],
+    }
+}
+
 #[async_trait]
 impl Authenticator for MtlsAuthenticator {
     fn name(&self) -> &str {
@@ -341,7 +364,22 @@ impl Authenticator for MtlsAuthenticator {
         };
         match self.verify(chain) {
             Ok(principal) => AuthOutcome::Authenticated(principal),
-            Err(error) => AuthOutcome::Rejected(error.into_auth_error()),
+            Err(error) => {
+                // The audit event names the certificate that was refused.
+                let facts = chain
+                    .end_entity()
+                    .map(|der| certificate_facts(der))
+                    .unwrap_or_default();
+                let error = facts
+                    .into_iter()
+                    .fold(error.into_auth_error(), |error, (name, value)| {
+                        error.with_detail(name, value)
+                    });
+                AuthOutcome::Rejected(error)
+            }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

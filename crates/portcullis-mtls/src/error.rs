@@ -24,10 +24,17 @@ pub enum MtlsError {
     /// A CRL lists the certificate (or, with whole-chain checking, an intermediate).
     #[error("certificate revoked")]
     Revoked,
-    /// The revocation status cannot be determined (no CRL for the issuer, expired CRL) and
-    /// the policy denies unknown status.
+    /// The revocation status cannot be determined (no CRL for the issuer) and the policy
+    /// denies unknown status.
     #[error("revocation status unknown: {0}")]
     UnknownRevocationStatus(String),
+    /// The CRL that covers the certificate has expired (its `nextUpdate` has passed).
+    #[error("the CRL covering the certificate has expired")]
+    CrlExpired,
+    /// The certificate is not for client authentication: no `clientAuth` extended key usage,
+    /// or a CA certificate presented as the client's own.
+    #[error("certificate not valid for client authentication: {0}")]
+    WrongKeyUsage(&'static str),
     /// The configured identity is absent, ambiguous or malformed.
     #[error("no usable identity in the certificate: {0}")]
     Identity(String),

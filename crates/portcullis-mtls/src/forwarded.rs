@@ -83,7 +83,13 @@ impl ForwardedCertificates {
         let Some(value) = values.next() else {
             return Ok(Forwarded::Absent);
         };
-        if !peer.is_some_and(|ip| self.proxies.contains(&ip)) {
+        // An IPv4 proxy also appears as its IPv4-mapped IPv6 address on a dual-stack socket.
+        let trusted = peer.is_some_and(|ip| {
+            self.proxies
+                .iter()
+                .any(|proxy| proxy.to_canonical() == ip.to_canonical())
+        });
+        if !trusted {
             return Ok(Forwarded::Untrusted);
         }
         if values.next().is_some() {
@@ -135,31 +141,22 @@ pub fn percent_decode(value: &str) -> Result<String, MtlsError> {
     String::from_utf8(out).map_err(|_| MtlsError::Malformed("forwarded PEM is not UTF-8".into()))
 }
 
-/// The PEM of the last element of an XFCC header: `Chain=` when present, else `Cert=`.
+/// The PEM of the last element of an XFCC header (the one the nearest proxy, which is the
+/// trusted one, added): `Chain=` when present, else `Cert=`.
+///
+/// Envoy separates elements with `,` and pairs with `;`; a value may be double-quoted, and a
+/// quoted value (a `Subject` such as `"CN=a,O=b"`) may contain those separators and quotes
+/// escaped with a backslash (`"CN=\"quoted\""`).
 fn envoy_pem(value: &str) -> Result<String, MtlsError> {
-    // Elements are separated by commas outside quotes; the last one is the nearest hop.
-    let mut elements = Vec::new();
-    let mut quoted = false;
-    let mut start = 0;
-    for (i, c) in value.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                elements.push(&value[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    elements.push(&value[start..]);
+    let elements = split_unquoted(value, ',')?;
     let element = elements.last().copied().unwrap_or("");
     let mut cert = None;
     let mut chain = None;
-    for pair in split_unquoted(element, ';') {
+    for pair in split_unquoted(element, ';')? {
         let Some((key, raw)) = pair.split_once('=') else {
             continue;
         };
-        let raw = raw.trim().trim_matches('"');
+        let raw = unquote(raw.trim())?;
         match key.trim().to_ascii_lowercase().as_str() {
             "cert" => cert = Some(raw),
             "chain" => chain = Some(raw),
@@ -169,23 +166,55 @@ fn envoy_pem(value: &str) -> Result<String, MtlsError> {
     let encoded = chain
         .or(cert)
         .ok_or_else(|| MtlsError::Malformed("XFCC without Cert or Chain".into()))?;
-    percent_decode(encoded)
+    percent_decode(&encoded)
 }
 
-fn split_unquoted(value: &str, separator: char) -> Vec<&str> {
+/// Splits at `separator` outside double quotes (a backslash escapes the next character inside
+/// quotes). An unterminated quote is an error.
+fn split_unquoted(value: &str, separator: char) -> Result<Vec<&str>, MtlsError> {
     let mut parts = Vec::new();
     let mut quoted = false;
+    let mut escaped = false;
     let mut start = 0;
     for (i, c) in value.char_indices() {
-        if c == '"' {
+        if escaped {
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
             quoted = !quoted;
         } else if c == separator && !quoted {
-            parts.push(&value[start..i]);
+            parts.push(value.get(start..i).unwrap_or(""));
             start = i + c.len_utf8();
         }
     }
-    parts.push(&value[start..]);
-    parts
+    if quoted || escaped {
+        return Err(MtlsError::Malformed(
+            "XFCC has an unterminated quote".into(),
+        ));
+    }
+    parts.push(value.get(start..).unwrap_or(""));
+    Ok(parts)
+}
+
+/// A value without its double quotes and backslash escapes (or as it is when unquoted).
+fn unquote(raw: &str) -> Result<String, MtlsError> {
+    let Some(inner) = raw.strip_prefix('"') else {
+        return Ok(raw.to_owned());
+    };
+    let inner = inner
+        .strip_suffix('"')
+        .ok_or_else(|| MtlsError::Malformed("XFCC value with an unterminated quote".into()))?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.extend(chars.next());
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(feature = "server")]

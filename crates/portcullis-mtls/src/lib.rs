@@ -31,6 +31,7 @@ mod store;
 
 pub use authenticator::{
     EkuPolicy, MtlsAuthenticator, MtlsPolicy, RevocationDepth, RoleSource, UnknownStatus,
+    certificate_facts,
 };
 pub use config::{AmatersMtlsConfig, AmatersNetworkConfig};
 pub use error::MtlsError;

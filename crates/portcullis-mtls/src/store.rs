@@ -15,6 +15,8 @@ use crate::error::MtlsError;
 #[derive(Debug)]
 pub struct TrustMaterial {
     pub(crate) anchors: Vec<TrustAnchor<'static>>,
+    /// The anchors' certificates, for checks of CRLs they issue.
+    pub(crate) anchor_certificates: Vec<CertificateDer<'static>>,
     pub(crate) crls: Vec<CertRevocationList<'static>>,
     pub(crate) skipped: Vec<String>,
 }
@@ -29,6 +31,7 @@ impl TrustMaterial {
         now: OffsetDateTime,
     ) -> Result<Self, MtlsError> {
         let mut trusted = Vec::with_capacity(anchors.len());
+        let mut anchor_certificates = Vec::with_capacity(anchors.len());
         let mut skipped = Vec::new();
         for (index, der) in anchors.iter().enumerate() {
             let expired = x509_parser::parse_x509_certificate(der)
@@ -43,13 +46,18 @@ impl TrustMaterial {
             let anchor = webpki::anchor_from_trusted_cert(der)
                 .map_err(|e| MtlsError::Store(format!("anchor {index}: {e}")))?;
             trusted.push(anchor.to_owned());
+            anchor_certificates.push(der.clone().into_owned());
         }
         if trusted.is_empty() {
             return Err(MtlsError::Store("no usable trust anchor".into()));
         }
+        for (index, der) in crls.iter().enumerate() {
+            check_crl(index, der, anchors)?;
+        }
         let crls = parse_crls(crls)?;
         Ok(Self {
             anchors: trusted,
+            anchor_certificates,
             crls,
             skipped,
         })
@@ -72,6 +80,50 @@ impl TrustMaterial {
     pub fn skipped(&self) -> &[String] {
         &self.skipped
     }
+}
+
+/// What RFC 5280 requires of a CRL that rustls-webpki does not check: a `CRLNumber`
+/// extension (§5.2.3: conforming issuers MUST include it), not marked critical (§5.2.3: it is
+/// a non-critical extension), and, for a CRL issued by a trust anchor, that the anchor may sign
+/// CRLs (§4.2.1.3: the `cRLSign` bit when the anchor has a key usage extension; webpki checks
+/// it for intermediates, but keeps no key usage for anchors).
+fn check_crl(
+    index: usize,
+    der: &CertificateRevocationListDer<'_>,
+    anchors: &[CertificateDer<'_>],
+) -> Result<(), MtlsError> {
+    let refuse = |why: &str| MtlsError::Store(format!("CRL {index}: {why}"));
+    let (_, crl) = x509_parser::parse_x509_crl(der).map_err(|e| refuse(&e.to_string()))?;
+    let number = crl
+        .extensions()
+        .iter()
+        .find(|e| e.oid == x509_parser::oid_registry::OID_X509_EXT_CRL_NUMBER)
+        .ok_or_else(|| refuse("no CRLNumber extension (RFC 5280 §5.2.3)"))?;
+    if number.critical {
+        return Err(refuse(
+            "the CRLNumber extension is marked critical (RFC 5280 §5.2.3)",
+        ));
+    }
+    let issuer = crl.issuer().as_raw();
+    for anchor in anchors {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(anchor) else {
+            continue;
+        };
+        if cert.subject().as_raw() != issuer {
+            continue;
+        }
+        match cert.key_usage() {
+            Ok(Some(usage)) if !usage.value.crl_sign() => {
+                return Err(refuse(&format!(
+                    "its issuer `{}` has a key usage without cRLSign (RFC 5280 §4.2.1.3)",
+                    cert.subject()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(refuse(&format!("issuer key usage: {e}"))),
+        }
+    }
+    Ok(())
 }
 
 /// Parses DER CRLs (numbered in errors).
@@ -123,14 +175,31 @@ pub(crate) fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'stati
     Ok(certificates)
 }
 
-/// PEM CRLs from a file.
+/// The CRLs of a file: PEM (one or more `X509 CRL` blocks) or one DER CRL (the form CAs
+/// usually publish). A file that holds no CRL (empty, text, other PEM blocks) is an error: a
+/// configured CRL file that yields nothing must never turn revocation checking off.
 pub(crate) fn load_crls(
     path: &Path,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, MtlsError> {
     let bytes = read(path)?;
-    CertificateRevocationListDer::pem_slice_iter(&bytes)
-        .map(|crl| crl.map_err(|e| MtlsError::Store(format!("{}: {e:?}", path.display()))))
-        .collect()
+    let refuse = |why: String| MtlsError::Store(format!("{}: {why}", path.display()));
+    let text_start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let crls: Vec<CertificateRevocationListDer<'static>> = match text_start {
+        None => return Err(refuse("the CRL file is empty".into())),
+        // A DER CRL is a SEQUENCE: it starts with 0x30.
+        Some(_) if bytes.first() == Some(&0x30) => {
+            vec![CertificateRevocationListDer::from(bytes)]
+        }
+        Some(_) => CertificateRevocationListDer::pem_slice_iter(&bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| refuse(format!("{e:?}")))?,
+    };
+    if crls.is_empty() {
+        return Err(refuse(
+            "no CRL in the file (expected PEM `X509 CRL` blocks or one DER CRL)".into(),
+        ));
+    }
+    Ok(crls)
 }
 
 /// Trust anchors and CRLs that can be replaced while connections are being verified.
@@ -148,13 +217,15 @@ impl TrustStore {
         }
     }
 
-    /// Loads anchors from a PEM file or directory and CRLs from an optional PEM file.
+    /// Loads anchors from a PEM file or directory and CRLs from an optional file (PEM or DER;
+    /// a file that holds no CRL is an error).
     pub fn from_paths(anchors: &Path, crls: Option<&Path>) -> Result<Self, MtlsError> {
         Self::from_anchor_paths(&[anchors], crls)
     }
 
     /// Loads anchors from several PEM files or directories (a certificate found twice is kept
-    /// once) and CRLs from an optional PEM file.
+    /// once) and CRLs from an optional file (PEM or DER; a file that holds no CRL is an
+    /// error).
     pub fn from_anchor_paths(anchors: &[&Path], crls: Option<&Path>) -> Result<Self, MtlsError> {
         Ok(Self::new(Self::load(anchors, crls)?))
     }
@@ -175,7 +246,8 @@ impl TrustStore {
         TrustMaterial::new(&certificates, &crls, OffsetDateTime::now_utc())
     }
 
-    /// Re-reads the files and swaps them in. On error the material in force stays.
+    /// Re-reads the files and swaps them in. On error (a CRL file that holds no CRL among
+    /// them) the material in force stays, CRLs included.
     pub fn reload(&self, anchors: &[&Path], crls: Option<&Path>) -> Result<(), MtlsError> {
         self.current.store(Arc::new(Self::load(anchors, crls)?));
         Ok(())
@@ -186,12 +258,37 @@ impl TrustStore {
         self.current.store(Arc::new(material));
     }
 
-    /// Replaces only the CRLs, keeping the anchors.
+    /// Replaces only the CRLs, keeping the anchors. An empty list is refused (it would turn
+    /// revocation checking off): call [`TrustStore::clear_crls`] for that.
     pub fn set_crls(&self, crls: &[CertificateRevocationListDer<'_>]) -> Result<(), MtlsError> {
+        if crls.is_empty() {
+            return Err(MtlsError::Store(
+                "no CRL given (clear_crls turns revocation checking off)".into(),
+            ));
+        }
+        self.replace_crls(crls)
+    }
+
+    /// Stops checking revocation: no CRL is in force any more.
+    pub fn clear_crls(&self) {
         let current = self.current.load_full();
+        self.current.store(Arc::new(TrustMaterial {
+            anchors: current.anchors.clone(),
+            anchor_certificates: current.anchor_certificates.clone(),
+            crls: Vec::new(),
+            skipped: current.skipped.clone(),
+        }));
+    }
+
+    fn replace_crls(&self, crls: &[CertificateRevocationListDer<'_>]) -> Result<(), MtlsError> {
+        let current = self.current.load_full();
+        for (index, der) in crls.iter().enumerate() {
+            check_crl(index, der, &current.anchor_certificates)?;
+        }
         let crls = parse_crls(crls)?;
         self.current.store(Arc::new(TrustMaterial {
             anchors: current.anchors.clone(),
+            anchor_certificates: current.anchor_certificates.clone(),
             crls,
             skipped: current.skipped.clone(),
         }));

@@ -53,6 +53,65 @@ fn certs(values: &Value) -> Vec<CertificateDer<'static>> {
         .collect()
 }
 
+/// The `crl::*` and `pathlen::*` cases are server certificates (`serverAuth` only): through
+/// the client authenticator every one of them is refused, the ones limbo accepts for their
+/// intended use because they are not client certificates. Their CRL and path-length
+/// semantics run through the same trust machinery in the crate's unit tests
+/// (`authenticator/tests.rs`), validated for `serverAuth` as limbo does.
+#[test]
+fn crl_and_pathlen_cases_are_not_client_certificates() {
+    let Some(limbo) = limbo() else { return };
+    let mut ran = 0;
+    for case in limbo["testcases"].as_array().unwrap() {
+        let id = case["id"].as_str().unwrap();
+        if !id.starts_with("crl::") && !id.starts_with("pathlen::") {
+            continue;
+        }
+        ran += 1;
+        let time = case["validation_time"]
+            .as_str()
+            .map_or_else(OffsetDateTime::now_utc, |t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+            });
+        let crls: Vec<CertificateRevocationListDer<'static>> = case["crls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pem| {
+                CertificateRevocationListDer::from_pem_slice(pem.as_str().unwrap().as_bytes())
+                    .unwrap()
+            })
+            .collect();
+        let peer =
+            CertificateDer::from_pem_slice(case["peer_certificate"].as_str().unwrap().as_bytes())
+                .unwrap();
+        let mut chain = vec![peer];
+        chain.extend(certs(&case["untrusted_intermediates"]));
+        let Ok(material) = TrustMaterial::new(&certs(&case["trusted_certs"]), &crls, time) else {
+            assert_ne!(
+                case["expected_result"], "SUCCESS",
+                "{id}: a valid CRL was refused"
+            );
+            continue;
+        };
+        let authenticator = MtlsAuthenticator::new(
+            Arc::new(TrustStore::new(material)),
+            MtlsPolicy {
+                identity: IdentitySource::SanDns,
+                max_chain_len: 16,
+                ..MtlsPolicy::default()
+            },
+        )
+        .with_clock(Arc::new(ManualClock::new(time)));
+        let result = authenticator.verify(&PeerCertificates::new(chain));
+        assert!(
+            result.is_err(),
+            "{id}: a server certificate authenticated a client"
+        );
+    }
+    assert_eq!(ran, 21);
+}
+
 #[test]
 fn client_authentication_cases() {
     let Some(limbo) = limbo() else { return };

@@ -17,7 +17,7 @@ use portcullis::audit::{BufferConfig, BufferedSink, FileSinkConfig, JsonlFile};
 use portcullis::rbac::RbacEngine;
 use portcullis::tower::{AuditLayer, AuthLayer, AuthzLayer, PublicPaths, RouteTable};
 use portcullis::{AuthenticatorChain, PolicyEngine, Principal};
-use portcullis_mtls::server::{ClientAuth, serve, server_config, watch};
+use portcullis_mtls::server::{ClientAuth, ServeOptions, serve_with, server_config, watch};
 use portcullis_mtls::{AmatersMtlsConfig, AmatersNetworkConfig, MtlsAuthenticator};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -174,7 +174,10 @@ async fn run() -> Result<(), String> {
         local.port()
     );
     tokio::select! {
-        served = serve(listener, Arc::new(tls), app) => served.map_err(|e| e.to_string())?,
+        // Refused handshakes (expired, untrusted, revoked certificates, none at all) go to the
+        // same audit trail; hyper's header limits sit above Portcullis's, so that an oversized
+        // request gets an audited 401 rather than a bare 431.
+        served = serve_with(listener, Arc::new(tls), app, ServeOptions::new().audit(sink.clone())) => served.map_err(|e| e.to_string())?,
         _ = tokio::signal::ctrl_c() => {}
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), sink.shutdown()).await;

@@ -9,6 +9,8 @@
 //! Routes: `GET /health` (public), `GET|PUT|DELETE /collections/{name}` (read, write, admin
 //! on `collection:{name}`), `GET /audit/logs` (admin).
 
+mod serve;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -344,8 +346,11 @@ async fn run(options: Options) -> Result<(), String> {
             "  curl --cacert ca.crt --cert client.crt --key client.key https://localhost:{}/collections/datasets",
             local.port()
         );
+        // Refused handshakes go to the audit trail; hyper's header limits sit above
+        // Portcullis's (see `serve`).
+        let options = portcullis::mtls::server::ServeOptions::new().audit(sink.clone());
         tokio::select! {
-            served = portcullis::mtls::server::serve(listener, Arc::new(tls), app) => served.map_err(|e| e.to_string())?,
+            served = portcullis::mtls::server::serve_with(listener, Arc::new(tls), app, options) => served.map_err(|e| e.to_string())?,
             _ = tokio::signal::ctrl_c() => {}
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), sink.shutdown()).await;
@@ -364,11 +369,7 @@ async fn run(options: Options) -> Result<(), String> {
         );
     }
     println!("  audit log: {}", audit_path.display());
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    let served = serve::serve_http(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;

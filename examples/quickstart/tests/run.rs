@@ -225,3 +225,58 @@ fn serves_the_amaters_routes_with_api_keys_and_jwts() {
         "{filtered:?}"
     );
 }
+
+/// Outside testing: headers larger than hyper's limit got a bare `431` with no audit event.
+/// The server's HTTP limits sit above Portcullis's (100 fields, 64 KiB), so a request between
+/// the two gets Portcullis's `401 invalid_request`, audited; only one past hyper's limits
+/// (200 fields, 512 KiB) still gets the bare 431, before any layer runs.
+#[test]
+fn oversized_headers_get_an_audited_401_before_hypers_431() {
+    let server = start("headers");
+    let many: Vec<(String, String)> = (0..150)
+        .map(|i| (format!("X-Filler-{i}"), "v".to_owned()))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let (status, head, _) = http(&server, "GET", "/collections/datasets", &many);
+    assert_eq!(status, 401);
+    assert!(head.contains(r#"error="invalid_request""#), "{head}");
+    let big = "x".repeat(70 * 1024);
+    let (status, head, _) = http(
+        &server,
+        "GET",
+        "/collections/datasets",
+        &[("X-Filler", big.as_str())],
+    );
+    assert_eq!(status, 401);
+    assert!(head.contains(r#"error="invalid_request""#), "{head}");
+    // Past hyper's own limits: the bare 431 (documented), which no layer sees.
+    let too_many: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("X-Filler-{i}"), "v".to_owned()))
+        .collect();
+    let too_many: Vec<(&str, &str)> = too_many
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        http(&server, "GET", "/collections/datasets", &too_many).0,
+        431
+    );
+    // The two refusals are in the audit trail with their reason.
+    let (_, _, body) = http(
+        &server,
+        "GET",
+        "/audit/logs?limit=500",
+        &[("X-API-Key", "demo-admin-key")],
+    );
+    let events: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let refused: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| {
+            e["result"] == "failure"
+                && e["reason"].as_str().is_some_and(|r| {
+                    r.contains("header fields") || r.contains("headers are larger")
+                })
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{events:#?}");
+}
