@@ -14,6 +14,6 @@ pub use chain::{Chain, GENESIS, Tampering, canonical, sha256_hex, verify_lines};
 pub use file::{
     BatchWriter, Durability, FileSinkConfig, JsonlFile, JsonlFileSink, Rotation, rotated_path,
 };
-pub use reader::{AuditFilter, AuditQuery, AuditReader, FlushingQuery, VerifyError};
+pub use reader::{AuditReader, VerifyError};
 pub use redact::{REDACTED, Redactor};
 pub use sinks::{FanoutSink, MemorySink, TracingSink};

@@ -5,52 +5,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use portcullis_core::{AuditError, AuditEvent, AuditEventType, AuditResult, OffsetDateTime};
+use portcullis_core::{AuditError, AuditEvent, AuditFilter, AuditQuery};
 
 use crate::chain::{GENESIS, Tampering, verify_lines};
 use crate::file::rotated_path;
-
-/// Which events to return. Every set field must match. Build it with
-/// `AuditFilter { field: …, ..AuditFilter::default() }`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AuditFilter {
-    /// `principal.id` (Aethera `user_id`).
-    pub principal_id: Option<String>,
-    /// The event type.
-    pub event_type: Option<AuditEventType>,
-    /// The result.
-    pub result: Option<AuditResult>,
-    /// The action (Aethera `action`).
-    pub action: Option<String>,
-    /// The resource type.
-    pub resource_type: Option<String>,
-    /// The resource id.
-    pub resource_id: Option<String>,
-    /// At or after this time.
-    pub from: Option<OffsetDateTime>,
-    /// Before this time.
-    pub to: Option<OffsetDateTime>,
-}
-
-impl AuditFilter {
-    /// Whether `event` matches.
-    #[must_use]
-    pub fn matches(&self, event: &AuditEvent) -> bool {
-        let eq = |want: &Option<String>, got: Option<&str>| {
-            want.as_deref().is_none_or(|w| got == Some(w))
-        };
-        eq(
-            &self.principal_id,
-            event.principal.as_ref().map(|p| p.id.as_str()),
-        ) && self.event_type.is_none_or(|t| t == event.event_type)
-            && self.result.is_none_or(|r| r == event.result)
-            && eq(&self.action, event.action.as_deref())
-            && eq(&self.resource_type, event.resource_type.as_deref())
-            && eq(&self.resource_id, event.resource_id.as_deref())
-            && self.from.is_none_or(|from| event.timestamp >= from)
-            && self.to.is_none_or(|to| event.timestamp < to)
-    }
-}
 
 /// Reads the trail at `path` (with `path.1`, `path.2`, … as its older parts).
 #[derive(Debug, Clone)]
@@ -179,20 +137,6 @@ pub enum VerifyError {
     Io(String),
 }
 
-/// Paged queries over a stored audit trail: what `GET /audit/logs` serves. The JSON Lines
-/// reader implements it (reading off the async threads); database stores implement it too.
-#[async_trait::async_trait]
-pub trait AuditQuery: std::fmt::Debug + Send + Sync {
-    /// Events matching `filter`, oldest first, skipping `offset` and returning at most
-    /// `limit`.
-    async fn query(
-        &self,
-        filter: &AuditFilter,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, AuditError>;
-}
-
 #[async_trait::async_trait]
 impl AuditQuery for AuditReader {
     async fn query(
@@ -210,35 +154,5 @@ impl AuditQuery for AuditReader {
                     "audit query task failed: {e}"
                 )))
             })?
-    }
-}
-
-/// An [`AuditQuery`] that flushes a sink before each query, so that a query sees every event
-/// recorded before it (a [`BufferedSink`](crate::BufferedSink) may otherwise still hold the
-/// newest ones in its queue or its writer's batch). Each query then waits for one write and
-/// sync; meant for an operator endpoint such as `GET /audit/logs`, not for hot paths.
-#[derive(Debug)]
-pub struct FlushingQuery<Q> {
-    sink: std::sync::Arc<dyn portcullis_core::AuditSink>,
-    inner: Q,
-}
-
-impl<Q: AuditQuery> FlushingQuery<Q> {
-    /// Queries `inner` after flushing `sink`.
-    pub fn new(sink: std::sync::Arc<dyn portcullis_core::AuditSink>, inner: Q) -> Self {
-        Self { sink, inner }
-    }
-}
-
-#[async_trait::async_trait]
-impl<Q: AuditQuery> AuditQuery for FlushingQuery<Q> {
-    async fn query(
-        &self,
-        filter: &AuditFilter,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, AuditError> {
-        self.sink.flush().await?;
-        self.inner.query(filter, offset, limit).await
     }
 }

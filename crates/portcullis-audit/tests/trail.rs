@@ -20,6 +20,7 @@ use portcullis_core::{
     AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, AuthMethod, OffsetDateTime,
     Principal, PrincipalKind,
 };
+use portcullis_core::{AuditFilter, AuditQuery, FlushingQuery};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("portcullis-audit-{name}-{}", std::process::id()));
@@ -570,11 +571,9 @@ fn reader_filters_and_paginates_across_rotated_files() {
     drop(file);
     let reader = AuditReader::new(&path);
     assert!(reader.files().len() > 1);
-    let denied_alice = AuditFilter {
-        principal_id: Some("alice".into()),
-        result: Some(AuditResult::Denied),
-        ..AuditFilter::default()
-    };
+    let denied_alice = AuditFilter::new()
+        .principal_id("alice")
+        .result(AuditResult::Denied);
     let all: Vec<u64> = reader
         .query(&denied_alice, 0, 100)
         .unwrap()
@@ -589,11 +588,7 @@ fn reader_filters_and_paginates_across_rotated_files() {
         .map(|e| e.metadata["n"].as_u64().unwrap())
         .collect();
     assert_eq!(page, [6, 12]);
-    let one = AuditFilter {
-        resource_type: Some("project".into()),
-        resource_id: Some("7".into()),
-        ..AuditFilter::default()
-    };
+    let one = AuditFilter::new().resource_type("project").resource_id("7");
     assert_eq!(reader.query(&one, 0, 10).unwrap().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -38,8 +38,7 @@ use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use portcullis_audit::{AuditFilter, AuditQuery};
-use portcullis_core::{PERMISSION_REQUIRED, PolicyEngine};
+use portcullis_core::{AuditFilter, AuditQuery, PERMISSION_REQUIRED, PolicyEngine};
 pub use portcullis_core::{Principal, PrincipalRejection, missing_auth_layer_count};
 use portcullis_tower::GuardLayer;
 use serde::Deserialize;
@@ -145,13 +144,19 @@ async fn audit_logs(
     let Ok(Query(params)) = params else {
         return detail(StatusCode::BAD_REQUEST, "Invalid query parameters");
     };
-    let filter = AuditFilter {
-        principal_id: params.user_id,
-        action: params.action,
-        resource_type: params.resource_type,
-        resource_id: params.resource_id,
-        ..AuditFilter::default()
-    };
+    let mut filter = AuditFilter::new();
+    if let Some(user_id) = params.user_id {
+        filter = filter.principal_id(user_id);
+    }
+    if let Some(action) = params.action {
+        filter = filter.action(action);
+    }
+    if let Some(resource_type) = params.resource_type {
+        filter = filter.resource_type(resource_type);
+    }
+    if let Some(resource_id) = params.resource_id {
+        filter = filter.resource_id(resource_id);
+    }
     let limit = params.limit.unwrap_or(100).min(1000);
     match state
         .query

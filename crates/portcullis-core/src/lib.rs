@@ -8,8 +8,10 @@ mod clock;
 mod context;
 mod credentials;
 mod error;
+mod ip;
 mod policy;
 mod principal;
+mod query;
 mod secret;
 
 pub use audit::{
@@ -30,6 +32,7 @@ pub use error::{
     AuthError, AuthErrorKind, BearerErrorCode, Challenge, ChallengeError, DEFAULT_RETRY_AFTER,
     NOT_AUTHENTICATED, PERMISSION_REQUIRED, SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS,
 };
+pub use ip::{InvalidIpNet, IpNet};
 pub use policy::{
     AccessRequest, Decision, DecisionReason, Effect, Grant, GrantSource, PolicyEngine,
     RequestContext,
@@ -38,6 +41,7 @@ pub use principal::{
     AuthMethod, MAX_IDENTIFIER_LEN, Principal, PrincipalBuilder, PrincipalError, PrincipalKind,
     UnknownAuthMethod,
 };
+pub use query::{AuditFilter, AuditQuery, FlushingQuery};
 pub use secret::{SecretString, constant_time_eq};
 
 /// Re-exported so implementors of the async traits use the same macro version.

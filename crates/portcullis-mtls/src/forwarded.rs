@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName};
-use portcullis_core::{CertificateDer, PeerCertificates};
+use portcullis_core::{CertificateDer, IpNet, PeerCertificates};
 use rustls_pki_types::pem::PemObject;
 
 use crate::error::MtlsError;
@@ -27,7 +27,7 @@ pub enum ForwardFormat {
 pub struct ForwardedCertificates {
     header: HeaderName,
     format: ForwardFormat,
-    proxies: Vec<IpAddr>,
+    proxies: Vec<IpNet>,
     max_bytes: usize,
 }
 
@@ -45,9 +45,10 @@ pub enum Forwarded {
 }
 
 impl ForwardedCertificates {
-    /// nginx with the header `header` (for example `x-ssl-client-cert`).
+    /// nginx with the header `header` (for example `x-ssl-client-cert`), believed from the
+    /// `proxies` networks (a single address is a `/32` or `/128` network).
     #[must_use]
-    pub fn nginx(header: HeaderName, proxies: Vec<IpAddr>) -> Self {
+    pub fn nginx(header: HeaderName, proxies: Vec<IpNet>) -> Self {
         Self {
             header,
             format: ForwardFormat::Nginx,
@@ -56,9 +57,9 @@ impl ForwardedCertificates {
         }
     }
 
-    /// Envoy's `x-forwarded-client-cert`.
+    /// Envoy's `x-forwarded-client-cert`, believed from the `proxies` networks.
     #[must_use]
-    pub fn envoy(proxies: Vec<IpAddr>) -> Self {
+    pub fn envoy(proxies: Vec<IpNet>) -> Self {
         Self {
             header: HeaderName::from_static("x-forwarded-client-cert"),
             format: ForwardFormat::Envoy,
@@ -83,12 +84,8 @@ impl ForwardedCertificates {
         let Some(value) = values.next() else {
             return Ok(Forwarded::Absent);
         };
-        // An IPv4 proxy also appears as its IPv4-mapped IPv6 address on a dual-stack socket.
-        let trusted = peer.is_some_and(|ip| {
-            self.proxies
-                .iter()
-                .any(|proxy| proxy.to_canonical() == ip.to_canonical())
-        });
+        // `IpNet` matches an IPv4 proxy seen as its IPv4-mapped IPv6 address too.
+        let trusted = peer.is_some_and(|ip| self.proxies.iter().any(|net| net.contains(ip)));
         if !trusted {
             return Ok(Forwarded::Untrusted);
         }

@@ -487,7 +487,7 @@ fn forwarded_certificates_only_from_trusted_proxies() {
     let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
     let nginx = ForwardedCertificates::nginx(
         http::HeaderName::from_static("x-ssl-client-cert"),
-        vec![proxy],
+        vec![proxy.into()],
     );
     let mut headers = http::HeaderMap::new();
     headers.insert("x-ssl-client-cert", escape(&chain_pem).parse().unwrap());
@@ -510,7 +510,7 @@ fn forwarded_certificates_only_from_trusted_proxies() {
         Forwarded::Absent
     ));
 
-    let envoy = ForwardedCertificates::envoy(vec![proxy]);
+    let envoy = ForwardedCertificates::envoy(vec![proxy.into()]);
     let mut headers = http::HeaderMap::new();
     let xfcc = format!(
         "By=spiffe://mesh/ns/a;Hash=abc;Cert=\"{}\";Chain=\"{}\";Subject=\"CN=proxied\";URI=",

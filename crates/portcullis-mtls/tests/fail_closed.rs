@@ -661,7 +661,7 @@ fn envoy_and_address_forms() {
         other => panic!("{other:?}"),
     }
     // A proxy given as a mapped address matches its IPv4 form too; others do not.
-    let mapped_proxy = ForwardedCertificates::envoy(vec![mapped]);
+    let mapped_proxy = ForwardedCertificates::envoy(vec![mapped.into()]);
     assert!(matches!(
         mapped_proxy.extract(&headers, Some("127.0.0.1".parse().unwrap())),
         Ok(Forwarded::Certificates(_))
@@ -710,7 +710,7 @@ async fn behind_a_real_nginx() {
         MtlsAuthenticator::new(Arc::new(TrustStore::new(material)), MtlsPolicy::default());
     let sink = Arc::new(Collect::default());
     let app_sink = sink.clone();
-    let app = move |proxies: Vec<IpAddr>| {
+    let app = move |proxies: Vec<portcullis_core::IpNet>| {
         Router::new()
             .route(
                 "/whoami",

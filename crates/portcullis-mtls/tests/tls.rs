@@ -254,7 +254,7 @@ async fn a_forwarded_certificate_counts_only_from_a_trusted_proxy() {
     let proxy: std::net::SocketAddr = "10.0.0.5:40000".parse().unwrap();
     let nginx = portcullis_mtls::forwarded::ForwardedCertificates::nginx(
         http::HeaderName::from_static("x-ssl-client-cert"),
-        vec![proxy.ip()],
+        vec![proxy.ip().into()],
     );
     let app = Router::new()
         .route(

@@ -15,7 +15,7 @@ mod validate;
 
 pub use action::{ActionSet, ActionVocabulary, ActionsDef, ActionsError, MAX_ACTIONS};
 pub use compile::TooLarge;
-pub use condition::{Cidr, ConditionDef, ConditionError};
+pub use condition::{ConditionDef, ConditionError};
 pub use engine::{RbacEngine, RbacError};
 pub use filter::{Permitted, Scope, SqlPlaceholders};
 pub use limits::{

@@ -11,12 +11,12 @@ use std::time::Instant;
 use http::{Extensions, Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
-    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, SystemClock,
+    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IpNet, SystemClock,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::ip::{IpNet, client_ip};
+use crate::ip::client_ip;
 use crate::record::{AuthRecord, DecisionRecord};
 use crate::rejection::{JsonRejection, Rejection, convert};
 

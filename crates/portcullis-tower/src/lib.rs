@@ -32,6 +32,6 @@ pub use authz::{
     AuthzFuture, AuthzLayer, AuthzService, GuardLayer, MapperFn, PathError, RequestMapper,
     RouteError, RouteTable, Unmapped,
 };
-pub use ip::{InvalidIpNet, IpNet, client_ip};
+pub use ip::client_ip;
 pub use record::{AuthRecord, DecisionRecord};
 pub use rejection::{JsonRejection, Rejection};

@@ -20,9 +20,10 @@ use std::time::Duration;
 use axum::extract::Path as UrlPath;
 use axum::routing::get;
 use axum::{Json, Router};
+use portcullis::FlushingQuery;
 use portcullis::apikey::{ApiKeyAuthenticator, FileOptions, JsonFileStore, KeyPrefix, Pepper};
 use portcullis::audit::{
-    AuditReader, BufferConfig, BufferedSink, FileSinkConfig, FlushingQuery, JsonlFile, Overflow,
+    AuditReader, BufferConfig, BufferedSink, FileSinkConfig, JsonlFile, Overflow,
 };
 use portcullis::jwt::{AmatersJwtConfig, IssuerConfig, JwtAuthenticator, TokenRequest, presets};
 use portcullis::rbac::RbacEngine;
