@@ -108,7 +108,7 @@ impl FailureLimiter {
 /// ```
 pub struct ApiKeyAuthenticator {
     store: Arc<dyn KeyStore>,
-    pepper: Pepper,
+    pepper: Option<Pepper>,
     prefixes: Vec<KeyPrefix>,
     amaters_keys: bool,
     clock: Arc<dyn Clock>,
@@ -137,7 +137,7 @@ impl fmt::Debug for ApiKeyAuthenticator {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ApiKeyAuthenticatorBuilder {
     store: Arc<dyn KeyStore>,
-    pepper: Pepper,
+    pepper: Option<Pepper>,
     prefixes: Vec<KeyPrefix>,
     amaters_keys: bool,
     clock: Arc<dyn Clock>,
@@ -151,10 +151,21 @@ impl ApiKeyAuthenticator {
     /// Starts building: keys are looked up in `store` and hashed with `pepper`.
     pub fn builder(store: Arc<dyn KeyStore>, pepper: Pepper) -> ApiKeyAuthenticatorBuilder {
         ApiKeyAuthenticatorBuilder {
-            store,
-            pepper,
-            prefixes: Vec::new(),
+            pepper: Some(pepper),
             amaters_keys: false,
+            ..Self::amaters(store)
+        }
+    }
+
+    /// Starts building an authenticator of AmateRS keys only (the SHA-256 of the whole key is
+    /// stored, so no pepper is needed). Portcullis-format keys need [`ApiKeyAuthenticator::builder`]
+    /// and its pepper; with this builder they are refused.
+    pub fn amaters(store: Arc<dyn KeyStore>) -> ApiKeyAuthenticatorBuilder {
+        ApiKeyAuthenticatorBuilder {
+            store,
+            pepper: None,
+            prefixes: Vec::new(),
+            amaters_keys: true,
             clock: Arc::new(SystemClock),
             max_key_len: DEFAULT_MAX_KEY_LEN,
             failure_limit: 10,
@@ -294,7 +305,11 @@ impl ApiKeyAuthenticator {
                 Verifier::HmacSha256(hash) => Some(hash),
                 _ => None,
             });
-            let matches = self.pepper.verify(parsed.secret.expose(), &expected) && real;
+            let Some(pepper) = &self.pepper else {
+                return self
+                    .offline_reject("Portcullis-format keys need a pepper, none is configured");
+            };
+            let matches = pepper.verify(parsed.secret.expose(), &expected) && real;
             (record, id, matches)
         } else if self.amaters_keys {
             let hash = KeyHash::sha256(key);

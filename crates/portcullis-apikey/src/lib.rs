@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod authenticator;
+mod config;
 mod format;
 mod record;
 mod store;
@@ -10,6 +11,7 @@ mod store;
 pub use authenticator::{
     ApiKeyAuthenticator, ApiKeyAuthenticatorBuilder, ApiKeyStats, DEFAULT_MAX_KEY_LEN,
 };
+pub use config::AmatersApiKeyConfig;
 pub use format::{
     CHECKSUM_LEN, FormatError, GeneratedKey, ID_LEN, KeyId, KeyPrefix, MAX_PREFIX_LEN, ParsedKey,
     SECRET_BYTES, SECRET_LEN, assemble_key, generate_key, parse_key,

@@ -602,3 +602,37 @@ fn amaters_key_hash_matches_openssl() {
         _ => eprintln!("skipping: openssl not available"),
     }
 }
+
+/// A pepper is only needed for Portcullis-format keys: AmateRS keys (SHA-256 of the whole
+/// key) work without one, and a Portcullis key presented to such an authenticator is refused.
+#[test]
+fn amaters_keys_need_no_pepper() {
+    let dir =
+        std::env::temp_dir().join(format!("portcullis-apikey-nopepper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("api_keys.json"),
+        format!(
+            r#"[{{"id": "key-001", "key_hash": "{}", "user_id": "svc", "roles": ["reader"]}}]"#,
+            amaters_key_hash("plain-amaters-key")
+        ),
+    )
+    .unwrap();
+    let config: AmatersApiKeyConfig = toml::from_str("keys_file = \"api_keys.json\"\n").unwrap();
+    let auth = config.authenticator(&dir, None).unwrap();
+    assert_eq!(principal(run(&auth, "plain-amaters-key")).id(), "svc");
+    // Prefixes without a pepper: a configuration error, not silently refused keys.
+    let with_prefix: AmatersApiKeyConfig =
+        toml::from_str("keys_file = \"api_keys.json\"\nprefixes = [\"pc_live_\"]\n").unwrap();
+    assert!(with_prefix.authenticator(&dir, None).is_err());
+    assert!(with_prefix.authenticator(&dir, Some(pepper())).is_ok());
+    // A Portcullis key shown to the pepper-less builder with its prefix is refused.
+    let store = Arc::new(MemoryStore::new(Vec::new()).unwrap());
+    let no_pepper = ApiKeyAuthenticator::amaters(store).prefix(live()).build();
+    let (key, _) = issue_key(&live(), &pepper(), "svc").unwrap();
+    assert!(matches!(
+        run(&no_pepper, key.key.expose()),
+        AuthOutcome::Rejected(_)
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

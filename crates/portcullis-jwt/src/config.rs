@@ -114,6 +114,25 @@ pub struct AmatersJwtConfig {
     pub roles_claim: Option<String>,
 }
 
+impl Default for AmatersJwtConfig {
+    /// Enabled, HS256, tokens of one hour, no key yet.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            secret: None,
+            public_key_path: None,
+            private_key_path: None,
+            algorithm: default_algorithm(),
+            expiration_secs: default_expiration(),
+            issuer: None,
+            audience: None,
+            kid: None,
+            leeway_secs: None,
+            roles_claim: None,
+        }
+    }
+}
+
 impl AmatersJwtConfig {
     fn algorithm(&self) -> Result<Algorithm, ConfigError> {
         parse_algorithm(&self.algorithm).map_err(|_| {

@@ -455,6 +455,39 @@ impl Policy {
         &self.limits
     }
 
+    /// The same policy with `role` as the role of principals that hold none (what the
+    /// AmateRS server's `[authz] default_role` sets over the roles file's).
+    ///
+    /// # Errors
+    /// When the policy has no role of that name.
+    pub fn with_default_role(mut self, role: &str) -> Result<Self, PolicyError> {
+        match self.roles.iter().position(|r| r.name == role) {
+            Some(index) => {
+                self.default_role = Some(index);
+                Ok(self)
+            }
+            None => {
+                let mut report = ValidationReport::default();
+                report.push(
+                    Severity::Error,
+                    IssueKind::UnknownRole,
+                    None,
+                    None,
+                    format!("default_role `{}` is not a role", role.escape_debug()),
+                );
+                Err(PolicyError { report })
+            }
+        }
+    }
+
+    /// The role of principals that hold none, if any.
+    #[must_use]
+    pub fn default_role(&self) -> Option<&str> {
+        self.default_role
+            .and_then(|i| self.roles.get(i))
+            .map(|r| r.name.as_str())
+    }
+
     /// Only the AmateRS built-in roles.
     #[must_use]
     pub fn amaters() -> Self {

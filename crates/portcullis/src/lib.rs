@@ -30,6 +30,18 @@ pub use portcullis_tower as tower;
 #[cfg(feature = "axum")]
 pub use portcullis_axum as axum;
 
-/// Client-certificate (mTLS) authentication (feature `mtls`).
+/// Client-certificate (mTLS) authentication (feature `mtls`; TLS serving with `mtls-server`).
 #[cfg(feature = "mtls")]
 pub use portcullis_mtls as mtls;
+
+/// The AmateRS-style configuration file and the Aethera environment, built into the whole
+/// stack (feature `config`).
+#[cfg(feature = "config")]
+pub mod config;
+
+#[cfg(feature = "config")]
+pub use config::{Config, ConfigError, Stack};
+
+/// Serving an axum router with hyper's limits above Portcullis's (feature `config`).
+#[cfg(feature = "config")]
+pub mod serve;
