@@ -4,18 +4,69 @@
 use std::sync::Arc;
 
 use crate::error::Challenge;
+use crate::rejection::{JsonRejection, Rejection};
 
 /// Placed in the request extensions by the authentication layer for every request it
 /// handles, authenticated or not. Its presence is how extractors tell "no credentials" (401)
-/// from "the layer is missing" (a programming error, 500).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// from "the layer is missing" (a programming error, 500), and it carries what every part of
+/// the stack downstream needs to answer the way the authentication layer does.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AuthContext {
+    authenticator: Option<Arc<str>>,
+    challenges: Arc<[Challenge]>,
+    public: bool,
+    rejection: Arc<dyn Rejection>,
+}
+
+impl AuthContext {
+    /// The context of a request: who accepted its credentials, the challenges of a 401, whether
+    /// its path is public, and how rejections look.
+    #[must_use]
+    pub fn new(
+        authenticator: Option<Arc<str>>,
+        challenges: Arc<[Challenge]>,
+        public: bool,
+        rejection: Arc<dyn Rejection>,
+    ) -> Self {
+        Self {
+            authenticator,
+            challenges,
+            public,
+            rejection,
+        }
+    }
+
     /// The authenticator that accepted the credentials (`"jwt"`, `"api_key"`, ...), if any.
-    pub authenticator: Option<Arc<str>>,
+    #[must_use]
+    pub fn authenticator(&self) -> Option<&str> {
+        self.authenticator.as_deref()
+    }
+
     /// The challenges of the configured authenticators, for a 401 raised downstream.
-    pub challenges: Arc<[Challenge]>,
+    #[must_use]
+    pub fn challenges(&self) -> &[Challenge] {
+        &self.challenges
+    }
+
     /// Whether the request matched a public path.
-    pub public: bool,
+    #[must_use]
+    pub fn is_public(&self) -> bool {
+        self.public
+    }
+
+    /// How rejections look (the one set on the authentication layer).
+    #[must_use]
+    pub fn rejection(&self) -> &dyn Rejection {
+        &*self.rejection
+    }
+}
+
+impl Default for AuthContext {
+    /// An anonymous request on a non-public path, with no challenge and [`JsonRejection`].
+    fn default() -> Self {
+        Self::new(None, Arc::from([]), false, Arc::new(JsonRejection))
+    }
 }
 
 /// The message of the 500 an extractor returns when no authentication layer ran.
@@ -28,10 +79,9 @@ mod axum_impl {
     use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
     use axum_core::response::{IntoResponse, Response};
     use http::request::Parts;
-    use http::{HeaderValue, StatusCode, header};
 
-    use super::{AuthContext, MISSING_AUTH_LAYER};
-    use crate::error::NOT_AUTHENTICATED;
+    use super::AuthContext;
+    use crate::error::AuthError;
     use crate::principal::Principal;
 
     static MISSING_LAYER: AtomicU64 = AtomicU64::new(0);
@@ -55,37 +105,14 @@ mod axum_impl {
 
     impl IntoResponse for PrincipalRejection {
         fn into_response(self) -> Response {
-            let json = |detail: &str| serde_json::json!({ "detail": detail }).to_string();
-            match self {
-                Self::NotAuthenticated(context) => {
-                    let mut response =
-                        (StatusCode::UNAUTHORIZED, json(NOT_AUTHENTICATED)).into_response();
-                    for challenge in context.challenges.iter() {
-                        response
-                            .headers_mut()
-                            .append(header::WWW_AUTHENTICATE, challenge.header_value(None));
-                    }
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    response
-                }
-                Self::MissingAuthLayer => {
-                    let detail = if cfg!(debug_assertions) {
-                        MISSING_AUTH_LAYER
-                    } else {
-                        "Internal server error"
-                    };
-                    let mut response =
-                        (StatusCode::INTERNAL_SERVER_ERROR, json(detail)).into_response();
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    response
-                }
-            }
+            // The rejection set on the authentication layer answers, as the layers do.
+            let response = match self {
+                Self::NotAuthenticated(context) => context
+                    .rejection()
+                    .unauthenticated(&AuthError::missing_credentials(), context.challenges()),
+                Self::MissingAuthLayer => crate::rejection::missing_auth_layer(),
+            };
+            response.into_response()
         }
     }
 

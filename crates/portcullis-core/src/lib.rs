@@ -12,6 +12,7 @@ mod ip;
 mod policy;
 mod principal;
 mod query;
+mod rejection;
 mod secret;
 
 pub use audit::{
@@ -42,6 +43,7 @@ pub use principal::{
     UnknownAuthMethod,
 };
 pub use query::{AuditFilter, AuditQuery, FlushingQuery};
+pub use rejection::{JsonRejection, Rejection, missing_auth_layer};
 pub use secret::{SecretString, constant_time_eq};
 
 /// Re-exported so implementors of the async traits use the same macro version.

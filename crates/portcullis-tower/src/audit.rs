@@ -11,14 +11,15 @@ use std::time::Instant;
 use http::{Extensions, Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
-    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IpNet, SystemClock,
+    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IpNet, JsonRejection,
+    Rejection, SystemClock,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::ip::client_ip;
 use crate::record::{AuthRecord, DecisionRecord};
-use crate::rejection::{JsonRejection, Rejection, convert};
+use crate::rejection::convert;
 
 /// Reads the peer address from the request extensions.
 pub type PeerAddr = fn(&Extensions) -> Option<IpAddr>;

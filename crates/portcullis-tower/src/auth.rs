@@ -10,13 +10,13 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuthContext, AuthError, AuthErrorKind, AuthenticatorChain, ChainOutcome, Challenge,
-    ChallengeError, CredentialExtractor,
+    ChallengeError, CredentialExtractor, JsonRejection, Rejection,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::record::AuthRecord;
-use crate::rejection::{JsonRejection, Rejection, convert};
+use crate::rejection::convert;
 
 /// Whether a request without credentials may pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -191,7 +191,9 @@ impl AuthLayer {
         self.map(|c| c.public = public)
     }
 
-    /// How rejections look (default [`JsonRejection`]).
+    /// How rejections look (default [`JsonRejection`]), for this layer and every part of the
+    /// stack behind it: the authorization layer, the guards and the `Principal` extractors
+    /// read it from the request's [`AuthContext`].
     #[must_use]
     pub fn rejection(self, rejection: impl Rejection) -> Self {
         self.map(|c| c.rejection = Arc::new(rejection))
@@ -343,17 +345,20 @@ where
                     let outcome = ready!(outcome.as_mut().poll(cx));
                     let config = &**this.config;
                     let anonymous_ok = *this.public || config.mode == AuthMode::Optional;
-                    let context = |authenticator: Option<&str>| AuthContext {
-                        authenticator: authenticator.map(|name| {
-                            config
-                                .names
-                                .iter()
-                                .find(|n| &***n == name)
-                                .cloned()
-                                .unwrap_or_else(|| Arc::from(name))
-                        }),
-                        challenges: Arc::clone(&config.challenges),
-                        public: *this.public,
+                    let context = |authenticator: Option<&str>| {
+                        AuthContext::new(
+                            authenticator.map(|name| {
+                                config
+                                    .names
+                                    .iter()
+                                    .find(|n| &***n == name)
+                                    .cloned()
+                                    .unwrap_or_else(|| Arc::from(name))
+                            }),
+                            Arc::clone(&config.challenges),
+                            *this.public,
+                            Arc::clone(&config.rejection),
+                        )
                     };
                     let (Some(mut request), Some(mut inner)) =
                         (this.request.take(), this.inner.take())

@@ -10,13 +10,14 @@ use std::task::{Context, Poll, ready};
 use http::{Method, Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::{
-    AccessRequest, AuthContext, AuthError, Decision, Grant, PolicyEngine, Principal,
+    AccessRequest, AuthContext, AuthError, Decision, Grant, JsonRejection, PolicyEngine, Principal,
+    Rejection as _, missing_auth_layer,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::record::DecisionRecord;
-use crate::rejection::{JsonRejection, Rejection, convert};
+use crate::rejection::convert;
 
 /// A route template that cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,11 +351,12 @@ impl Decide for PolicyDecider {
 
 /// Asks a [`PolicyEngine`] about every request, mapped by a [`RequestMapper`]; 403
 /// `Permission required` on deny. Requests on public paths (per the [`AuthContext`] the
-/// auth layer left) pass. Put it inside (after) the `AuthLayer`.
+/// auth layer left) pass. Put it inside (after) the `AuthLayer`: it answers the way the
+/// `AuthLayer`'s [`Rejection`](portcullis_core::Rejection) does, and a request that no
+/// `AuthLayer` handled gets the same 500 as the extractors.
 #[derive(Debug, Clone)]
 pub struct AuthzLayer {
     decider: Arc<dyn Decide>,
-    rejection: Arc<dyn Rejection>,
 }
 
 impl AuthzLayer {
@@ -376,15 +378,7 @@ impl AuthzLayer {
                 mapper: Arc::new(mapper),
                 unmapped,
             }),
-            rejection: Arc::new(JsonRejection),
         }
-    }
-
-    /// How rejections look.
-    #[must_use]
-    pub fn rejection(mut self, rejection: impl Rejection) -> Self {
-        self.rejection = Arc::new(rejection);
-        self
     }
 }
 
@@ -484,7 +478,6 @@ impl GuardLayer {
         Self {
             inner: AuthzLayer {
                 decider: Arc::new(kind),
-                rejection: Arc::new(JsonRejection),
             },
         }
     }
@@ -505,7 +498,6 @@ impl<S> Layer<S> for AuthzLayer {
         AuthzService {
             inner,
             decider: Arc::clone(&self.decider),
-            rejection: Arc::clone(&self.rejection),
         }
     }
 }
@@ -515,7 +507,6 @@ impl<S> Layer<S> for AuthzLayer {
 pub struct AuthzService<S> {
     inner: S,
     decider: Arc<dyn Decide>,
-    rejection: Arc<dyn Rejection>,
 }
 
 pin_project! {
@@ -577,33 +568,49 @@ where
         let verdict = {
             let method = request.method();
             let path = request.uri().path();
-            let context = request.extensions().get::<AuthContext>();
-            let public = context.is_some_and(|c| c.public) && self.decider.skips_public_paths();
-            if public || !self.decider.applies(method, path) {
-                Verdict::Pass(None)
-            } else if let Some(principal) = request.extensions().get::<Principal>() {
-                match self.decider.decide(method, path, principal) {
-                    Some(record) if record.decision.is_allowed() => Verdict::Pass(Some(record)),
-                    Some(record) => Verdict::Refuse(self.rejection.forbidden(), Some(record)),
-                    None if self.decider.unmapped() == Unmapped::Allow => Verdict::Pass(None),
-                    None => Verdict::Refuse(
-                        self.rejection.forbidden(),
-                        Some(DecisionRecord {
-                            action: method.as_str().to_owned(),
-                            resource: path.to_owned(),
-                            decision: Decision::no_match(),
-                        }),
-                    ),
+            match request.extensions().get::<AuthContext>() {
+                // No authentication layer ran: a programming error, answered as the
+                // extractors answer it, never a pass.
+                None => {
+                    tracing::error!(
+                        target: "portcullis.authz",
+                        "no AuthLayer handled this request; put the AuthLayer outside the AuthzLayer and guards"
+                    );
+                    Verdict::Refuse(missing_auth_layer(), None)
                 }
-            } else {
-                let challenges = context
-                    .map(|c| Arc::clone(&c.challenges))
-                    .unwrap_or_else(|| Arc::from([]));
-                Verdict::Refuse(
-                    self.rejection
-                        .unauthenticated(&AuthError::missing_credentials(), &challenges),
-                    None,
-                )
+                Some(context) if context.is_public() && self.decider.skips_public_paths() => {
+                    Verdict::Pass(None)
+                }
+                Some(_) if !self.decider.applies(method, path) => Verdict::Pass(None),
+                Some(context) => {
+                    let rejection = context.rejection();
+                    match request.extensions().get::<Principal>() {
+                        Some(principal) => match self.decider.decide(method, path, principal) {
+                            Some(record) if record.decision.is_allowed() => {
+                                Verdict::Pass(Some(record))
+                            }
+                            Some(record) => Verdict::Refuse(rejection.forbidden(), Some(record)),
+                            None if self.decider.unmapped() == Unmapped::Allow => {
+                                Verdict::Pass(None)
+                            }
+                            None => Verdict::Refuse(
+                                rejection.forbidden(),
+                                Some(DecisionRecord {
+                                    action: method.as_str().to_owned(),
+                                    resource: path.to_owned(),
+                                    decision: Decision::no_match(),
+                                }),
+                            ),
+                        },
+                        None => Verdict::Refuse(
+                            rejection.unauthenticated(
+                                &AuthError::missing_credentials(),
+                                context.challenges(),
+                            ),
+                            None,
+                        ),
+                    }
+                }
             }
         };
         match verdict {

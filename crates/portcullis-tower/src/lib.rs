@@ -34,4 +34,3 @@ pub use authz::{
 };
 pub use ip::client_ip;
 pub use record::{AuthRecord, DecisionRecord};
-pub use rejection::{JsonRejection, Rejection};
