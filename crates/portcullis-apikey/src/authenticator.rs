@@ -24,12 +24,29 @@ pub const DEFAULT_MAX_KEY_LEN: usize = 256;
 /// cost the same.
 #[derive(Debug, Default)]
 pub struct ApiKeyStats {
+    lookups: AtomicU64,
+    comparisons: AtomicU64,
+    rejected_offline: AtomicU64,
+}
+
+impl ApiKeyStats {
     /// Store lookups made.
-    pub lookups: AtomicU64,
+    #[must_use]
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
     /// Hash comparisons made (real or dummy).
-    pub comparisons: AtomicU64,
+    #[must_use]
+    pub fn comparisons(&self) -> u64 {
+        self.comparisons.load(Ordering::Relaxed)
+    }
+
     /// Keys refused before any lookup (malformed, bad checksum, unknown prefix, hygiene).
-    pub rejected_offline: AtomicU64,
+    #[must_use]
+    pub fn rejected_offline(&self) -> u64 {
+        self.rejected_offline.load(Ordering::Relaxed)
+    }
 }
 
 /// Failed attempts per key id within a window; past the limit, the key id is refused with

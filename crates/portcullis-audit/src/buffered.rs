@@ -68,14 +68,36 @@ enum Message {
 /// Counters of a buffered sink.
 #[derive(Debug, Default)]
 pub struct BufferStats {
+    written: AtomicU64,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+impl BufferStats {
     /// Events written.
-    pub written: AtomicU64,
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
     /// Events dropped under [`Overflow::DropAndCount`] (total).
-    pub dropped: AtomicU64,
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Events refused under [`Overflow::FailClosed`] (total).
-    pub refused: AtomicU64,
+    #[must_use]
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// Failed write attempts (each retried).
-    pub write_errors: AtomicU64,
+    #[must_use]
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
 }
 
 /// A bounded queue in front of a [`BatchWriter`] (such as a [`JsonlFile`](crate::JsonlFile)),

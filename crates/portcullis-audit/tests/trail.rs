@@ -90,12 +90,7 @@ fn no_loss_under_load_8_producers_x_50000() {
         let e: AuditEvent = serde_json::from_str(line).unwrap();
         assert!(ids.insert(e.id.as_str().to_owned()), "duplicate id");
     }
-    assert_eq!(
-        sink.stats()
-            .written
-            .load(std::sync::atomic::Ordering::Relaxed),
-        400_000
-    );
+    assert_eq!(sink.stats().written(), 400_000);
     assert_eq!(AuditReader::new(&path).verify(None).unwrap().0, 400_000);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -449,10 +444,7 @@ fn drop_and_count_reports_a_security_violation() {
         results.iter().all(Result::is_ok),
         "drop-and-count never fails the caller"
     );
-    let dropped = sink
-        .stats()
-        .dropped
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let dropped = sink.stats().dropped();
     assert!(dropped > 0);
     writer.open();
     rt.block_on(sink.flush()).unwrap();

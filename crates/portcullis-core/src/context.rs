@@ -1,7 +1,10 @@
 //! What the authentication layer leaves in a request's extensions, and (feature `axum`) the
 //! `Principal` extractors built on it.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+use http::Extensions;
 
 use crate::error::Challenge;
 use crate::rejection::{JsonRejection, Rejection};
@@ -67,6 +70,17 @@ impl Default for AuthContext {
     fn default() -> Self {
         Self::new(None, Arc::from([]), false, Arc::new(JsonRejection))
     }
+}
+
+/// How a layer finds the client's address in the request extensions (the audit layer, the
+/// forwarded-certificate layer): [`socket_addr_peer`] for a hyper accept loop that inserts a
+/// `SocketAddr`, `portcullis_axum::connect_info_peer` for axum's `ConnectInfo`.
+pub type PeerAddrFn = fn(&Extensions) -> Option<IpAddr>;
+
+/// The default [`PeerAddrFn`]: a `SocketAddr` in the request extensions.
+#[must_use]
+pub fn socket_addr_peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions.get::<SocketAddr>().map(SocketAddr::ip)
 }
 
 /// The message of the 500 an extractor returns when no authentication layer ran.

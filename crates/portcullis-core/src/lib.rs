@@ -21,7 +21,7 @@ pub use audit::{
 };
 pub use authn::{AuthOutcome, Authenticator, AuthenticatorChain, ChainOutcome};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use context::{AuthContext, MISSING_AUTH_LAYER};
+pub use context::{AuthContext, MISSING_AUTH_LAYER, PeerAddrFn, socket_addr_peer};
 #[cfg(feature = "axum")]
 pub use context::{PrincipalRejection, missing_auth_layer_count};
 pub use credentials::{

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::algorithm::Algorithm;
 use async_trait::async_trait;
-use jsonwebtoken::Algorithm;
 use portcullis_core::{
     AuthOutcome, Authenticator, Challenge, Clock, Credentials, Principal, SystemClock,
 };
@@ -234,7 +234,7 @@ impl IssuerConfig {
             KeySource::Remote(remote) => match remote.discovered_algorithms() {
                 Some(algorithms) => algorithms.contains(&alg),
                 // A JWKS holds public keys: an HMAC token cannot be verified by it.
-                None => !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512),
+                None => !alg.is_hmac(),
             },
             KeySource::Static(_) | KeySource::Issuer(_) => true,
         }

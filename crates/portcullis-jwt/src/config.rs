@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
+use crate::algorithm::Algorithm;
 use portcullis_core::{Clock, SecretString};
 use serde::Deserialize;
 
@@ -13,7 +13,6 @@ use crate::authenticator::{IssuerConfig, IssuerMatcher, JwtAuthenticator, KeySou
 use crate::claims::Validation;
 use crate::error::{ConfigError, KeyError};
 use crate::issuer::{SigningKey, TokenIssuer};
-use crate::jose::parse_algorithm;
 use crate::keys::{KeySet, VerificationKey};
 
 /// Secrets that appear in documentation and sample files. A service configured with one of
@@ -29,6 +28,17 @@ const PLACEHOLDERS: [&str; 8] = [
     "supersecret",
     "dev-secret",
 ];
+
+/// Whether a placeholder secret (one of the sample files', see [`is_placeholder_secret`]) is
+/// accepted. Only development may accept one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlaceholderSecrets {
+    /// A placeholder secret is a configuration error (the default).
+    #[default]
+    Refuse,
+    /// A placeholder secret is accepted: development only (the example servers' `--dev`).
+    InsecureAccept,
+}
 
 /// Whether a secret is a well-known placeholder.
 #[must_use]
@@ -71,8 +81,9 @@ fn default_expiration() -> u64 {
 ///     issuer = "amaters-server"
 ///     audience = "amaters-clients"
 /// "#)?;
-/// let authenticator = config.authenticator(std::path::Path::new("."), false)?;
-/// let issuer = config.token_issuer(std::path::Path::new("."), false)?;
+/// use portcullis_jwt::PlaceholderSecrets;
+/// let authenticator = config.authenticator(std::path::Path::new("."), PlaceholderSecrets::Refuse)?;
+/// let issuer = config.token_issuer(std::path::Path::new("."), PlaceholderSecrets::Refuse)?;
 /// assert!(issuer.is_some());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -135,15 +146,18 @@ impl Default for AmatersJwtConfig {
 
 impl AmatersJwtConfig {
     fn algorithm(&self) -> Result<Algorithm, ConfigError> {
-        parse_algorithm(&self.algorithm).map_err(|_| {
+        self.algorithm.parse::<Algorithm>().map_err(|_| {
             ConfigError::Invalid(format!("unsupported algorithm {:?}", self.algorithm))
         })
     }
 
-    fn secret(&self, allow_placeholder: bool) -> Result<Option<&[u8]>, ConfigError> {
+    fn secret(&self, placeholders: PlaceholderSecrets) -> Result<Option<&[u8]>, ConfigError> {
         match &self.secret {
             None => Ok(None),
-            Some(secret) if is_placeholder_secret(secret.expose()) && !allow_placeholder => {
+            Some(secret)
+                if is_placeholder_secret(secret.expose())
+                    && placeholders == PlaceholderSecrets::Refuse =>
+            {
                 Err(ConfigError::PlaceholderSecret)
             }
             Some(secret) => Ok(Some(secret.expose().as_bytes())),
@@ -160,20 +174,20 @@ impl AmatersJwtConfig {
         })
     }
 
-    /// The verifier. `allow_placeholder` accepts a placeholder secret (development only).
+    /// The verifier; `placeholders` says whether a placeholder secret is accepted.
     pub fn authenticator(
         &self,
         base_dir: &Path,
-        allow_placeholder: bool,
+        placeholders: PlaceholderSecrets,
     ) -> Result<JwtAuthenticator, ConfigError> {
-        self.authenticator_with_clock(base_dir, allow_placeholder, None)
+        self.authenticator_with_clock(base_dir, placeholders, None)
     }
 
     /// [`AmatersJwtConfig::authenticator`] with another clock (tests).
     pub fn authenticator_with_clock(
         &self,
         base_dir: &Path,
-        allow_placeholder: bool,
+        placeholders: PlaceholderSecrets,
         clock: Option<Arc<dyn Clock>>,
     ) -> Result<JwtAuthenticator, ConfigError> {
         if !self.enabled {
@@ -181,7 +195,7 @@ impl AmatersJwtConfig {
         }
         let alg = self.algorithm()?;
         let mut keys = Vec::new();
-        if let Some(secret) = self.secret(allow_placeholder)? {
+        if let Some(secret) = self.secret(placeholders)? {
             // Both forms verify: tokens from other AmateRS components carry no kid, ours do.
             keys.push(VerificationKey::hmac(alg, secret)?);
             if let Some(kid) = &self.kid {
@@ -226,10 +240,10 @@ impl AmatersJwtConfig {
     pub fn token_issuer(
         &self,
         base_dir: &Path,
-        allow_placeholder: bool,
+        placeholders: PlaceholderSecrets,
     ) -> Result<Option<TokenIssuer>, ConfigError> {
         let alg = self.algorithm()?;
-        let key = if let Some(secret) = self.secret(allow_placeholder)? {
+        let key = if let Some(secret) = self.secret(placeholders)? {
             SigningKey::hmac(self.kid.as_deref(), alg, secret)?
         } else if let Some(path) = &self.private_key_path {
             SigningKey::from_pem(self.kid.as_deref(), alg, &Self::read(base_dir, path)?)?
@@ -259,22 +273,23 @@ pub struct AetheraJwtSettings {
 
 impl AetheraJwtSettings {
     /// Reads the variables from the process environment.
-    pub fn from_env(allow_placeholder: bool) -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok(), allow_placeholder)
+    pub fn from_env(placeholders: PlaceholderSecrets) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok(), placeholders)
     }
 
     /// Reads the variables through `lookup` (for tests and other sources).
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
-        allow_placeholder: bool,
+        placeholders: PlaceholderSecrets,
     ) -> Result<Self, ConfigError> {
         let secret = lookup("JWT_SECRET_KEY")
             .ok_or_else(|| ConfigError::Invalid("JWT_SECRET_KEY is not set".into()))?;
-        if is_placeholder_secret(&secret) && !allow_placeholder {
+        if is_placeholder_secret(&secret) && placeholders == PlaceholderSecrets::Refuse {
             return Err(ConfigError::PlaceholderSecret);
         }
         let algorithm = match lookup("JWT_ALGORITHM") {
-            Some(name) => parse_algorithm(&name)
+            Some(name) => name
+                .parse::<Algorithm>()
                 .map_err(|_| ConfigError::Invalid(format!("unsupported JWT_ALGORITHM {name:?}")))?,
             None => Algorithm::HS256,
         };
@@ -337,7 +352,7 @@ mod tests {
             "JWT_SECRET_KEY" => Some("0123456789abcdef0123456789abcdefXYZ".to_owned()),
             _ => None,
         };
-        let settings = AetheraJwtSettings::from_lookup(env, false).unwrap();
+        let settings = AetheraJwtSettings::from_lookup(env, PlaceholderSecrets::Refuse).unwrap();
         assert_eq!(settings.access_ttl, Duration::from_secs(1800));
         assert_eq!(settings.refresh_ttl, Duration::from_secs(7 * 86_400));
         let bad = |name: &str| match name {
@@ -345,7 +360,7 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            AetheraJwtSettings::from_lookup(bad, false),
+            AetheraJwtSettings::from_lookup(bad, PlaceholderSecrets::Refuse),
             Err(ConfigError::PlaceholderSecret)
         );
     }

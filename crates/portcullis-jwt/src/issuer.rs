@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::algorithm::{Algorithm, KeyType};
 use arc_swap::ArcSwap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::EncodingKey;
 use jsonwebtoken::signature::Signer as _;
-use jsonwebtoken::{Algorithm, EncodingKey};
 use portcullis_core::{Clock, SecretString, SystemClock};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self as sig, KeyPair};
@@ -17,7 +18,6 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::error::{ConfigError, KeyError};
-use crate::jose::algorithm_name;
 use crate::keys::{JwkPolicy, KeySet, VerificationKey, min_hmac_key_len};
 use crate::provider::{RingSigner, split_point};
 
@@ -111,7 +111,7 @@ impl SigningKey {
             return Err(KeyError::Malformed("JWK".into()));
         };
         jwk.insert("use".into(), Value::from("sig"));
-        jwk.insert("alg".into(), Value::from(algorithm_name(alg)));
+        jwk.insert("alg".into(), Value::from(alg.as_str()));
         if let Some(kid) = kid {
             jwk.insert("kid".into(), Value::from(kid));
         }
@@ -132,17 +132,11 @@ impl SigningKey {
     /// A private key in PEM (`PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY` in PKCS#8).
     pub fn from_pem(kid: Option<&str>, alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
         let malformed = |e: jsonwebtoken::errors::Error| KeyError::Malformed(e.to_string());
-        let encoding = match alg.family() {
-            jsonwebtoken::AlgorithmFamily::Rsa => {
-                EncodingKey::from_rsa_pem(pem).map_err(malformed)?
-            }
-            jsonwebtoken::AlgorithmFamily::Ec => {
-                EncodingKey::from_ec_pem(pem).map_err(malformed)?
-            }
-            jsonwebtoken::AlgorithmFamily::Ed => {
-                EncodingKey::from_ed_pem(pem).map_err(malformed)?
-            }
-            _ => {
+        let encoding = match alg.key_type() {
+            KeyType::Rsa => EncodingKey::from_rsa_pem(pem).map_err(malformed)?,
+            KeyType::Ec => EncodingKey::from_ec_pem(pem).map_err(malformed)?,
+            KeyType::Ed25519 => EncodingKey::from_ed_pem(pem).map_err(malformed)?,
+            KeyType::Hmac => {
                 return Err(KeyError::Inconsistent(
                     "use SigningKey::hmac for HMAC algorithms",
                 ));
@@ -180,7 +174,7 @@ impl SigningKey {
             }
             _ => Err(KeyError::UnsupportedAlgorithm(format!(
                 "{}: ring cannot generate RSA keys; load one from PEM",
-                algorithm_name(alg)
+                alg.as_str()
             ))),
         }
     }
@@ -512,7 +506,7 @@ impl TokenIssuer {
         claims.extend(request.extra.clone());
 
         let mut header = Map::new();
-        header.insert("alg".into(), Value::from(algorithm_name(key.alg)));
+        header.insert("alg".into(), Value::from(key.alg.as_str()));
         header.insert("typ".into(), Value::from(request.typ.as_str()));
         if let Some(kid) = &key.kid {
             header.insert("kid".into(), Value::from(kid.as_str()));

@@ -5,9 +5,9 @@
 //! single JSON objects without duplicate members, and header parameters Portcullis does not
 //! implement (`crit`, `b64`, JWE's `enc`/`zip`, nested `cty: JWT`) are refused.
 
+use crate::algorithm::Algorithm;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -34,35 +34,6 @@ pub struct JoseHeader {
     pub typ: Option<String>,
     /// Whether the header carried `jku`, `x5u`, `jwk` or `x5c`. They are never fetched or used.
     pub carries_key_reference: bool,
-}
-
-/// Parses an algorithm name exactly as JWA spells it; `none` in any case is its own error.
-pub fn parse_algorithm(name: &str) -> Result<Algorithm, JwtError> {
-    if name.eq_ignore_ascii_case("none") {
-        return Err(JwtError::AlgorithmNone);
-    }
-    name.parse::<Algorithm>()
-        .map_err(|_| JwtError::UnsupportedAlgorithm)
-}
-
-/// The JWA name of an algorithm.
-#[must_use]
-pub fn algorithm_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::EdDSA => "EdDSA",
-        _ => "unknown",
-    }
 }
 
 fn decode_segment(segment: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {
@@ -232,7 +203,10 @@ fn check_header(header: RawHeader<'_>) -> Result<HeaderRef<'_>, JwtError> {
     if header.zip {
         return Err(JwtError::ForbiddenHeader("zip"));
     }
-    let alg = parse_algorithm(&header.alg.ok_or(JwtError::Malformed("alg is missing"))?)?;
+    let alg = header
+        .alg
+        .ok_or(JwtError::Malformed("alg is missing"))?
+        .parse::<Algorithm>()?;
     if header
         .cty
         .is_some_and(|cty| cty.eq_ignore_ascii_case("JWT"))

@@ -12,16 +12,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::algorithm::{Algorithm, KeyType};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use ring::agreement;
 use ring::rand::SystemRandom;
 use serde_json::Value;
 
 use crate::der;
 use crate::error::{JwtError, KeyError};
-use crate::jose::{algorithm_name, parse_algorithm};
 use crate::provider::RingVerifier;
 
 /// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3).
@@ -37,19 +37,12 @@ pub fn min_hmac_key_len(alg: Algorithm) -> usize {
     }
 }
 
-fn is_hmac(alg: Algorithm) -> bool {
-    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
-}
-
 /// The RSA algorithms, which an RSA key published without `alg` may be used with.
-const RSA_ALGORITHMS: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+fn rsa_algorithms() -> impl Iterator<Item = Algorithm> {
+    crate::algorithm::ALL
+        .into_iter()
+        .filter(|alg| alg.key_type() == KeyType::Rsa)
+}
 
 /// Which algorithms a key may be used with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +90,7 @@ impl VerificationKey {
 
     /// An HMAC key. Secrets shorter than the hash output (32/48/64 bytes) are refused.
     pub fn hmac(alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
-        if !is_hmac(alg) {
+        if !alg.is_hmac() {
             return Err(KeyError::Inconsistent(
                 "HMAC secret for a non-HMAC algorithm",
             ));
@@ -112,32 +105,27 @@ impl VerificationKey {
     /// ECDSA or EdDSA algorithm.
     pub fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
         let malformed = |e: jsonwebtoken::errors::Error| KeyError::Malformed(e.to_string());
-        let key = match alg {
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => {
+        let key = match alg.key_type() {
+            KeyType::Rsa => {
                 let key = DecodingKey::from_rsa_pem(pem).map_err(malformed)?;
                 let (n, e) = der::rsa_public_key(key.try_get_as_bytes().map_err(malformed)?)
                     .map_err(|_| KeyError::Malformed("RSA public key".into()))?;
                 check_rsa(&n, &e)?;
                 DecodingKey::from_rsa_raw_components(&n, &e)
             }
-            Algorithm::ES256 | Algorithm::ES384 => {
+            KeyType::Ec => {
                 let key = DecodingKey::from_ec_pem(pem).map_err(malformed)?;
                 check_ec_point(alg, key.try_get_as_bytes().map_err(malformed)?)?;
                 key
             }
-            Algorithm::EdDSA => {
+            KeyType::Ed25519 => {
                 let key = DecodingKey::from_ed_pem(pem).map_err(malformed)?;
                 if key.try_get_as_bytes().map_err(malformed)?.len() != 32 {
                     return Err(KeyError::Malformed("Ed25519 public key".into()));
                 }
                 key
             }
-            _ => {
+            KeyType::Hmac => {
                 return Err(KeyError::Inconsistent(
                     "PEM keys are for RSA, ECDSA or EdDSA",
                 ));
@@ -174,7 +162,7 @@ impl VerificationKey {
     pub fn algorithms(&self) -> Vec<Algorithm> {
         match self.binding {
             Binding::One(alg) => vec![alg],
-            Binding::AnyRsa => RSA_ALGORITHMS.to_vec(),
+            Binding::AnyRsa => rsa_algorithms().collect(),
         }
     }
 
@@ -183,14 +171,14 @@ impl VerificationKey {
     pub fn allows(&self, alg: Algorithm) -> bool {
         match self.binding {
             Binding::One(bound) => bound == alg,
-            Binding::AnyRsa => RSA_ALGORITHMS.contains(&alg),
+            Binding::AnyRsa => alg.key_type() == KeyType::Rsa,
         }
     }
 
     /// Whether this is a symmetric (HMAC) key.
     #[must_use]
     pub fn is_symmetric(&self) -> bool {
-        matches!(self.binding, Binding::One(alg) if is_hmac(alg))
+        matches!(self.binding, Binding::One(alg) if alg.is_hmac())
     }
 
     /// Checks `signature` over `signing_input` for a token whose header says `alg`.
@@ -239,7 +227,7 @@ impl VerificationKey {
             }
         }
         let alg = match text("alg")? {
-            Some(name) => match parse_algorithm(name) {
+            Some(name) => match name.parse::<Algorithm>() {
                 Ok(alg) => Some(alg),
                 Err(_) => {
                     return Ok(Err(format!(
@@ -262,7 +250,7 @@ impl VerificationKey {
                     .ok_or(KeyError::Inconsistent(
                         "a symmetric JWK needs an alg (none configured by default)",
                     ))?;
-                if !is_hmac(alg) {
+                if !alg.is_hmac() {
                     return Err(KeyError::Inconsistent("kty oct with a non-HMAC alg"));
                 }
                 let k = bytes("k")?;
@@ -273,7 +261,7 @@ impl VerificationKey {
             }
             "RSA" => {
                 let binding = match alg {
-                    Some(alg) if RSA_ALGORITHMS.contains(&alg) => Binding::One(alg),
+                    Some(alg) if alg.key_type() == KeyType::Rsa => Binding::One(alg),
                     Some(_) => return Err(KeyError::Inconsistent("kty RSA with a non-RSA alg")),
                     None => Binding::AnyRsa,
                 };
@@ -582,7 +570,7 @@ impl KeySet {
     pub fn algorithms(&self) -> Vec<&'static str> {
         let mut names: Vec<&'static str> = Vec::new();
         for alg in self.keys.iter().flat_map(|k| k.algorithms()) {
-            let name = algorithm_name(alg);
+            let name = alg.as_str();
             if !names.contains(&name) {
                 names.push(name);
             }

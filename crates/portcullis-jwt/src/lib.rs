@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod algorithm;
 mod authenticator;
 mod claims;
 mod config;
@@ -51,18 +52,18 @@ pub mod presets;
 pub mod provider;
 mod remote;
 
+pub use algorithm::Algorithm;
 pub use authenticator::{
     DEFAULT_MAX_TOKEN_BYTES, IssuerConfig, IssuerMatcher, JwtAuthenticator,
     JwtAuthenticatorBuilder, KeyReferencePolicy, KeySource,
 };
 pub use claims::{ClaimMapping, ClaimPath, MAX_LEEWAY, TokenProfile, TypPolicy, Validation};
-pub use config::{AetheraJwtSettings, AmatersJwtConfig, is_placeholder_secret};
+pub use config::{AetheraJwtSettings, AmatersJwtConfig, PlaceholderSecrets, is_placeholder_secret};
 pub use error::{ConfigError, FetchError, JwtError, KeyError};
 #[cfg(feature = "remote")]
 pub use hyper_fetcher::HyperFetcher;
 pub use issuer::{IssuedToken, SigningKey, TokenIssuer, TokenRequest};
-pub use jose::{JoseHeader, VerifiedJws, algorithm_name, parse_algorithm, verify_compact_jws};
-pub use jsonwebtoken::Algorithm;
+pub use jose::{JoseHeader, VerifiedJws, verify_compact_jws};
 pub use keys::{JwkPolicy, KeySet, MIN_RSA_BITS, VerificationKey, min_hmac_key_len};
 pub use provider::install_default;
 pub use remote::{

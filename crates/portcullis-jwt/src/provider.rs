@@ -17,11 +17,12 @@ use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error as JwtLibError, ErrorKind as JwtLibErrorKind};
 use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
 use jsonwebtoken::signature::{self, Signer, Verifier};
-use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey};
+use jsonwebtoken::{DecodingKey, DecodingKeyKind, EncodingKey};
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, KeyPair};
 use ring::{digest, hmac};
 
+use crate::algorithm::{Algorithm, KeyType};
 use crate::der;
 
 /// The ring provider. Pass it where jsonwebtoken wants a provider, or call its factories.
@@ -52,20 +53,28 @@ fn sig_error() -> signature::Error {
     signature::Error::new()
 }
 
+/// Portcullis's algorithm for one of jsonwebtoken's (none for the ones it does not support).
+fn ours(algorithm: jsonwebtoken::Algorithm) -> jsonwebtoken::errors::Result<Algorithm> {
+    crate::algorithm::ALL
+        .into_iter()
+        .find(|alg| alg.to_jsonwebtoken() == algorithm)
+        .ok_or_else(|| lib_error(JwtLibErrorKind::InvalidAlgorithm))
+}
+
 fn new_verifier(
-    algorithm: &Algorithm,
+    algorithm: &jsonwebtoken::Algorithm,
     key: &DecodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
-    Ok(Box::new(RingVerifier::new(*algorithm, key)?))
+    Ok(Box::new(RingVerifier::new(ours(*algorithm)?, key)?))
 }
 
 /// Builds a signer for `algorithm` from `key` (PKCS#8 or PKCS#1 DER for RSA, PKCS#8 for EC and
 /// Ed25519, the raw secret for HMAC).
 fn new_signer(
-    algorithm: &Algorithm,
+    algorithm: &jsonwebtoken::Algorithm,
     key: &EncodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
-    Ok(Box::new(RingSigner::new(*algorithm, key)?))
+    Ok(Box::new(RingSigner::new(ours(*algorithm)?, key)?))
 }
 
 impl RingSigner {
@@ -75,25 +84,18 @@ impl RingSigner {
         key: &EncodingKey,
     ) -> jsonwebtoken::errors::Result<Self> {
         let algorithm = &algorithm;
-        if key.family() != algorithm.family() {
+        if key.family() != algorithm.to_jsonwebtoken().family() {
             return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm));
         }
         let bytes = key.as_bytes();
-        let kind = match algorithm {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                SignerKind::Hmac(hmac::Key::new(hmac_algorithm(*algorithm), bytes))
-            }
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => {
+        let kind = match algorithm.key_type() {
+            KeyType::Hmac => SignerKind::Hmac(hmac::Key::new(hmac_algorithm(*algorithm), bytes)),
+            KeyType::Rsa => {
                 let pair = rsa_key_pair(bytes)
                     .map_err(|e| lib_error(JwtLibErrorKind::InvalidRsaKey(e.to_string())))?;
                 SignerKind::Rsa(pair)
             }
-            Algorithm::ES256 | Algorithm::ES384 => {
+            KeyType::Ec => {
                 let signing = if *algorithm == Algorithm::ES256 {
                     &sig::ECDSA_P256_SHA256_FIXED_SIGNING
                 } else {
@@ -103,12 +105,11 @@ impl RingSigner {
                     .map_err(|_| lib_error(JwtLibErrorKind::InvalidEcdsaKey))?;
                 SignerKind::Ecdsa(pair)
             }
-            Algorithm::EdDSA => {
+            KeyType::Ed25519 => {
                 let pair = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(bytes)
                     .map_err(|_| lib_error(JwtLibErrorKind::InvalidEddsaKey))?;
                 SignerKind::Ed25519(pair)
             }
-            _ => return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm)),
         };
         Ok(RingSigner {
             algorithm: *algorithm,
@@ -176,19 +177,15 @@ impl RingVerifier {
         algorithm: Algorithm,
         key: &DecodingKey,
     ) -> jsonwebtoken::errors::Result<Self> {
-        if key.family() != algorithm.family() {
+        if key.family() != algorithm.to_jsonwebtoken().family() {
             return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm));
         }
-        let kind = match algorithm {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => VerifierKind::Hmac(
-                hmac::Key::new(hmac_algorithm(algorithm), key.try_get_as_bytes()?),
-            ),
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => {
+        let kind = match algorithm.key_type() {
+            KeyType::Hmac => VerifierKind::Hmac(hmac::Key::new(
+                hmac_algorithm(algorithm),
+                key.try_get_as_bytes()?,
+            )),
+            KeyType::Rsa => {
                 let (n, e) = match key.kind() {
                     DecodingKeyKind::RsaModulusExponent { n, e } => (n.clone(), e.clone()),
                     DecodingKeyKind::SecretOrDer(der) => {
@@ -199,10 +196,7 @@ impl RingVerifier {
                 };
                 VerifierKind::Rsa { n, e }
             }
-            Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA => {
-                VerifierKind::Point(key.try_get_as_bytes()?.to_vec())
-            }
-            _ => return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm)),
+            KeyType::Ec | KeyType::Ed25519 => VerifierKind::Point(key.try_get_as_bytes()?.to_vec()),
         };
         Ok(Self { algorithm, kind })
     }
@@ -268,8 +262,8 @@ impl RingVerifier {
 }
 
 impl JwtVerifier for RingVerifier {
-    fn algorithm(&self) -> Algorithm {
-        self.algorithm
+    fn algorithm(&self) -> jsonwebtoken::Algorithm {
+        self.algorithm.to_jsonwebtoken()
     }
 }
 
@@ -322,8 +316,8 @@ impl Signer<Vec<u8>> for RingSigner {
 }
 
 impl JwtSigner for RingSigner {
-    fn algorithm(&self) -> Algorithm {
-        self.algorithm
+    fn algorithm(&self) -> jsonwebtoken::Algorithm {
+        self.algorithm.to_jsonwebtoken()
     }
 }
 
@@ -341,9 +335,9 @@ fn rsa_components_from_public_key(key: &[u8]) -> jsonwebtoken::errors::Result<(V
 
 fn ec_components_from_private_key(
     key: &[u8],
-    algorithm: Algorithm,
+    algorithm: jsonwebtoken::Algorithm,
 ) -> jsonwebtoken::errors::Result<(EllipticCurve, Vec<u8>, Vec<u8>)> {
-    let (signing, curve, size) = match algorithm {
+    let (signing, curve, size) = match ours(algorithm)? {
         Algorithm::ES256 => (
             &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
             EllipticCurve::P256,
@@ -402,12 +396,16 @@ mod tests {
     #[test]
     fn hmac_round_trip_through_the_factories() {
         let secret = [7u8; 32];
-        let signer =
-            (RING_PROVIDER.signer_factory)(&Algorithm::HS256, &EncodingKey::from_secret(&secret))
-                .unwrap();
-        let verifier =
-            (RING_PROVIDER.verifier_factory)(&Algorithm::HS256, &DecodingKey::from_secret(&secret))
-                .unwrap();
+        let signer = (RING_PROVIDER.signer_factory)(
+            &jsonwebtoken::Algorithm::HS256,
+            &EncodingKey::from_secret(&secret),
+        )
+        .unwrap();
+        let verifier = (RING_PROVIDER.verifier_factory)(
+            &jsonwebtoken::Algorithm::HS256,
+            &DecodingKey::from_secret(&secret),
+        )
+        .unwrap();
         let tag = signer.try_sign(b"message").unwrap();
         assert!(verifier.verify(b"message", &tag).is_ok());
         assert!(verifier.verify(b"messagf", &tag).is_err());
@@ -416,9 +414,9 @@ mod tests {
     #[test]
     fn a_key_of_another_family_is_refused() {
         let key = DecodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
-        assert!((RING_PROVIDER.verifier_factory)(&Algorithm::RS256, &key).is_err());
+        assert!((RING_PROVIDER.verifier_factory)(&jsonwebtoken::Algorithm::RS256, &key).is_err());
         let key = DecodingKey::from_ed_der(&[1; 32]);
-        assert!((RING_PROVIDER.verifier_factory)(&Algorithm::HS256, &key).is_err());
+        assert!((RING_PROVIDER.verifier_factory)(&jsonwebtoken::Algorithm::HS256, &key).is_err());
     }
 
     #[test]
@@ -431,7 +429,7 @@ mod tests {
         let pkcs8 =
             sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let (curve, x, y) =
-            ec_components_from_private_key(pkcs8.as_ref(), Algorithm::ES256).unwrap();
+            ec_components_from_private_key(pkcs8.as_ref(), jsonwebtoken::Algorithm::ES256).unwrap();
         assert_eq!((curve, x.len(), y.len()), (EllipticCurve::P256, 32, 32));
         assert_eq!(
             compute_digest(b"abc", ThumbprintHash::SHA256)

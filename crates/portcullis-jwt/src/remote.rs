@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::algorithm::Algorithm;
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use http::Uri;
-use jsonwebtoken::Algorithm;
 use portcullis_core::{Clock, SystemClock};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -552,7 +552,7 @@ impl Inner {
                 let algorithms: Vec<Algorithm> = names
                     .iter()
                     .filter_map(Value::as_str)
-                    .filter_map(|name| crate::jose::parse_algorithm(name).ok())
+                    .filter_map(|name| name.parse::<Algorithm>().ok())
                     .collect();
                 self.discovered_algorithms.store(Some(Arc::new(algorithms)));
             }

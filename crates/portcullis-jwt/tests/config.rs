@@ -30,8 +30,13 @@ audience = "amaters-clients"
 #[tokio::test]
 async fn amaters_hs256_round_trip_and_seed_claims() {
     let config: AmatersJwtConfig = toml::from_str(AMATERS).unwrap();
-    let verifier = config.authenticator(Path::new("."), false).unwrap();
-    let issuer = config.token_issuer(Path::new("."), false).unwrap().unwrap();
+    let verifier = config
+        .authenticator(Path::new("."), portcullis_jwt::PlaceholderSecrets::Refuse)
+        .unwrap();
+    let issuer = config
+        .token_issuer(Path::new("."), portcullis_jwt::PlaceholderSecrets::Refuse)
+        .unwrap()
+        .unwrap();
     let mut request = TokenRequest::access("user-id").roles(["admin"]);
     request.name = Some("User Name".into());
     request
@@ -65,30 +70,39 @@ fn amaters_configuration_errors() {
     let placeholder = AMATERS.replace("k8W2v7qN1pR5tY9zB3xC6mF0hJ4sL8dG", "your-secret-key");
     let config: AmatersJwtConfig = toml::from_str(&placeholder).unwrap();
     assert_eq!(
-        config.authenticator(Path::new("."), false).unwrap_err(),
+        config
+            .authenticator(Path::new("."), portcullis_jwt::PlaceholderSecrets::Refuse)
+            .unwrap_err(),
         ConfigError::PlaceholderSecret
     );
     // --dev: the placeholder passes the placeholder check but is still too short for HS256.
     assert!(matches!(
-        config.authenticator(Path::new("."), true),
+        config.authenticator(
+            Path::new("."),
+            portcullis_jwt::PlaceholderSecrets::InsecureAccept
+        ),
         Err(ConfigError::Key(_))
     ));
     let short = AMATERS.replace("k8W2v7qN1pR5tY9zB3xC6mF0hJ4sL8dG", "short-and-weak-key");
     let config: AmatersJwtConfig = toml::from_str(&short).unwrap();
     assert!(matches!(
-        config.authenticator(Path::new("."), false),
+        config.authenticator(Path::new("."), portcullis_jwt::PlaceholderSecrets::Refuse),
         Err(ConfigError::Key(_))
     ));
     let none = AMATERS.replace("HS256", "none");
     let config: AmatersJwtConfig = toml::from_str(&none).unwrap();
     assert!(matches!(
-        config.authenticator(Path::new("."), false),
+        config.authenticator(Path::new("."), portcullis_jwt::PlaceholderSecrets::Refuse),
         Err(ConfigError::Invalid(_))
     ));
     assert!(toml::from_str::<AmatersJwtConfig>(&format!("{AMATERS}\nsecrte = \"typo\"")).is_err());
     let disabled: AmatersJwtConfig =
         toml::from_str(&AMATERS.replace("enabled = true", "enabled = false")).unwrap();
-    assert!(disabled.authenticator(Path::new("."), false).is_err());
+    assert!(
+        disabled
+            .authenticator(Path::new("."), portcullis_jwt::PlaceholderSecrets::Refuse)
+            .is_err()
+    );
     let missing = AMATERS
         .replace(
             "secret = \"k8W2v7qN1pR5tY9zB3xC6mF0hJ4sL8dG\"",
@@ -97,7 +111,7 @@ fn amaters_configuration_errors() {
         .replace("HS256", "RS256");
     let config: AmatersJwtConfig = toml::from_str(&missing).unwrap();
     assert!(matches!(
-        config.authenticator(Path::new("."), false),
+        config.authenticator(Path::new("."), portcullis_jwt::PlaceholderSecrets::Refuse),
         Err(ConfigError::Key(_))
     ));
     // The secret is redacted in Debug.
@@ -114,7 +128,8 @@ async fn aethera_environment() {
         "REFRESH_TOKEN_EXPIRE_DAYS" => Some("7".to_owned()),
         _ => None,
     };
-    let settings = AetheraJwtSettings::from_lookup(env, false).unwrap();
+    let settings =
+        AetheraJwtSettings::from_lookup(env, portcullis_jwt::PlaceholderSecrets::Refuse).unwrap();
     let issuer = settings.token_issuer("aethera").unwrap();
     let token = issuer.issue(&TokenRequest::access("42")).unwrap();
     assert_eq!(
@@ -136,7 +151,9 @@ async fn aethera_environment() {
         "ACCESS_TOKEN_EXPIRE_MINUTES" => Some("soon".to_owned()),
         _ => None,
     };
-    assert!(AetheraJwtSettings::from_lookup(bad, false).is_err());
+    assert!(
+        AetheraJwtSettings::from_lookup(bad, portcullis_jwt::PlaceholderSecrets::Refuse).is_err()
+    );
 }
 
 #[tokio::test]

@@ -237,8 +237,13 @@ async fn amaters_rs256_configuration_with_a_public_key_file() {
         "#,
     )
     .unwrap();
-    let verifier = config.authenticator(&dir, false).unwrap();
-    let issuer = config.token_issuer(&dir, false).unwrap().unwrap();
+    let verifier = config
+        .authenticator(&dir, portcullis_jwt::PlaceholderSecrets::Refuse)
+        .unwrap();
+    let issuer = config
+        .token_issuer(&dir, portcullis_jwt::PlaceholderSecrets::Refuse)
+        .unwrap()
+        .unwrap();
     let token = issuer
         .issue(&TokenRequest::access("user-id").roles(["admin"]))
         .unwrap();

@@ -27,8 +27,9 @@ pub enum EkuPolicy {
     /// The certificate must carry the `clientAuth` EKU (default).
     #[default]
     RequireClientAuth,
-    /// webpki's default: `clientAuth` is required only when an EKU extension is present.
-    ClientAuthIfPresent,
+    /// webpki's default: `clientAuth` is required only when an EKU extension is present, so a
+    /// certificate without any EKU (a server's, an old one) authenticates a client.
+    InsecureClientAuthIfPresent,
 }
 
 /// How much of the chain is checked against the CRLs.
@@ -47,8 +48,9 @@ pub enum UnknownStatus {
     /// Refuse (default).
     #[default]
     Deny,
-    /// Accept.
-    Allow,
+    /// Accept a certificate whose revocation status nobody can tell: a CA without a CRL
+    /// revokes nothing.
+    InsecureAllow,
 }
 
 /// Where roles come from.
@@ -249,7 +251,7 @@ impl MtlsAuthenticator {
                 })
                 .with_status_policy(match policy.unknown_status {
                     UnknownStatus::Deny => UnknownStatusPolicy::Deny,
-                    UnknownStatus::Allow => UnknownStatusPolicy::Allow,
+                    UnknownStatus::InsecureAllow => UnknownStatusPolicy::Allow,
                 })
                 .with_expiration_policy(ExpirationPolicy::Enforce);
             Some(builder.build())

@@ -220,24 +220,18 @@ pub use layer::{ForwardedCertLayer, ForwardedCertService};
 #[cfg(feature = "server")]
 mod layer {
     use std::future::Future;
-    use std::net::{IpAddr, SocketAddr};
     use std::pin::Pin;
     use std::sync::Arc;
     use std::task::{Context, Poll};
 
-    use http::{Extensions, Request};
+    use http::Request;
     use portcullis_core::{
-        AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, PeerCertificates, SystemClock,
+        AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, PeerAddrFn, PeerCertificates,
+        SystemClock, socket_addr_peer,
     };
     use tower_service::Service;
 
     use super::{Forwarded, ForwardedCertificates};
-
-    type PeerAddr = fn(&Extensions) -> Option<IpAddr>;
-
-    fn socket_addr(extensions: &Extensions) -> Option<IpAddr> {
-        extensions.get::<SocketAddr>().map(SocketAddr::ip)
-    }
 
     /// A tower layer that turns a trusted proxy's forwarded certificate into the request's
     /// [`PeerCertificates`] (a certificate from a direct TLS connection wins), strips the
@@ -247,7 +241,7 @@ mod layer {
     pub struct ForwardedCertLayer {
         config: Arc<ForwardedCertificates>,
         sink: Option<Arc<dyn AuditSink>>,
-        peer: PeerAddr,
+        peer: PeerAddrFn,
         clock: Arc<dyn Clock>,
     }
 
@@ -266,7 +260,7 @@ mod layer {
             Self {
                 config: Arc::new(config),
                 sink,
-                peer: socket_addr,
+                peer: socket_addr_peer,
                 clock: Arc::new(SystemClock),
             }
         }
@@ -274,7 +268,7 @@ mod layer {
         /// How to find the peer address (default: a `SocketAddr` in the extensions; axum users
         /// pass `portcullis_axum::connect_info_peer`).
         #[must_use]
-        pub fn peer_addr(mut self, peer: PeerAddr) -> Self {
+        pub fn peer_addr(mut self, peer: PeerAddrFn) -> Self {
             self.peer = peer;
             self
         }

@@ -143,7 +143,7 @@ fn the_client_auth_eku_is_required_by_default() {
         &pki,
         &[],
         MtlsPolicy {
-            eku: EkuPolicy::ClientAuthIfPresent,
+            eku: EkuPolicy::InsecureClientAuthIfPresent,
             ..MtlsPolicy::default()
         },
     );

@@ -2,17 +2,17 @@
 
 use std::fmt;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use http::{Extensions, Request, Response, header};
+use http::{Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IpNet, JsonRejection,
-    Rejection, SystemClock,
+    PeerAddrFn, Rejection, SystemClock, socket_addr_peer,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -20,16 +20,6 @@ use tower_service::Service;
 use crate::ip::client_ip;
 use crate::record::{AuthRecord, DecisionRecord};
 use crate::rejection::convert;
-
-/// Reads the peer address from the request extensions.
-pub type PeerAddr = fn(&Extensions) -> Option<IpAddr>;
-
-/// The default [`PeerAddr`]: a `SocketAddr` in the extensions (what a hyper accept loop
-/// inserts). axum users take `portcullis_axum::connect_info_peer`.
-#[must_use]
-pub fn socket_addr_peer(extensions: &Extensions) -> Option<IpAddr> {
-    extensions.get::<SocketAddr>().map(SocketAddr::ip)
-}
 
 /// Records one [`AuditEvent`] per request, after the response is known: the principal, the
 /// authentication outcome, the decision and its reason, method, path, status, client IP
@@ -42,7 +32,7 @@ pub fn socket_addr_peer(extensions: &Extensions) -> Option<IpAddr> {
 pub struct AuditLayer {
     sink: Arc<dyn AuditSink>,
     trusted_proxies: Arc<[IpNet]>,
-    peer: PeerAddr,
+    peer: PeerAddrFn,
     clock: Arc<dyn Clock>,
     rejection: Arc<dyn Rejection>,
 }
@@ -77,7 +67,7 @@ impl AuditLayer {
 
     /// How to find the peer address (default [`socket_addr_peer`]).
     #[must_use]
-    pub fn peer_addr(mut self, peer: PeerAddr) -> Self {
+    pub fn peer_addr(mut self, peer: PeerAddrFn) -> Self {
         self.peer = peer;
         self
     }

@@ -20,16 +20,33 @@ use crate::record::DecisionRecord;
 use crate::rejection::convert;
 
 /// A route template that cannot be parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteError(pub String);
-
-impl fmt::Display for RouteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid route: {}", self.0)
-    }
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// Not `"METHOD /path"`.
+    #[error("route `{0}` is not `METHOD /path` (`*` for any method)")]
+    Shape(String),
+    /// The method is not an HTTP method.
+    #[error("route `{0}` has an invalid method")]
+    Method(String),
+    /// The path does not start with `/`.
+    #[error("route `{0}`: the path must start with `/`")]
+    Path(String),
+    /// More `{param}`s than a route may capture.
+    #[error("route `{0}`: at most 4 parameters")]
+    TooManyParameters(String),
+    /// The resource template has a `{` without its `}`.
+    #[error("resource template `{0}` has an unclosed `{{`")]
+    Unclosed(String),
+    /// The resource template names a parameter the route does not capture.
+    #[error("resource template `{resource}` names `{parameter}`, which the route does not capture")]
+    UnknownParameter {
+        /// The template.
+        resource: String,
+        /// The parameter.
+        parameter: String,
+    },
 }
-
-impl std::error::Error for RouteError {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -120,13 +137,16 @@ impl RouteTable {
     pub fn route(mut self, route: &str, action: &str, resource: &str) -> Result<Self, RouteError> {
         let (method, path) = route
             .split_once(' ')
-            .ok_or_else(|| RouteError(route.to_owned()))?;
+            .ok_or_else(|| RouteError::Shape(route.to_owned()))?;
         let method = match method {
             "*" => None,
-            m => Some(Method::from_bytes(m.as_bytes()).map_err(|_| RouteError(route.to_owned()))?),
+            m => Some(
+                Method::from_bytes(m.as_bytes())
+                    .map_err(|_| RouteError::Method(route.to_owned()))?,
+            ),
         };
         if !path.starts_with('/') {
-            return Err(RouteError(route.to_owned()));
+            return Err(RouteError::Path(route.to_owned()));
         }
         let segments: Vec<Segment> = split_path(path)
             .map(
@@ -144,16 +164,19 @@ impl RouteTable {
             })
             .collect();
         if params.len() > 4 {
-            return Err(RouteError(format!("{route}: at most 4 parameters")));
+            return Err(RouteError::TooManyParameters(route.to_owned()));
         }
         let mut rest = resource;
         while let Some(start) = rest.find('{') {
             let end = rest[start..]
                 .find('}')
-                .ok_or_else(|| RouteError(resource.to_owned()))?;
+                .ok_or_else(|| RouteError::Unclosed(resource.to_owned()))?;
             let name = &rest[start + 1..start + end];
             if !params.contains(&name) {
-                return Err(RouteError(format!("{resource}: unknown parameter {name}")));
+                return Err(RouteError::UnknownParameter {
+                    resource: resource.to_owned(),
+                    parameter: name.to_owned(),
+                });
             }
             rest = &rest[start + end + 1..];
         }
@@ -291,19 +314,33 @@ pub enum Unmapped {
     /// 403 (deny by default).
     #[default]
     Deny,
-    /// Pass to the service (for routes guarded elsewhere, e.g. with [`GuardLayer`]).
-    Allow,
+    /// Pass to the service without a decision: only for routers whose unmapped routes are all
+    /// guarded otherwise (with [`GuardLayer`]) or public. A route added later without a guard
+    /// is open, hence the name.
+    InsecurePass,
 }
 
-/// Decides one request.
+/// The request as a decider sees it.
+struct Asked<'r> {
+    method: &'r Method,
+    path: &'r str,
+    principal: Option<&'r Principal>,
+    public: bool,
+}
+
+/// What a decider concluded.
+enum Ruling {
+    /// Not this decider's business (a public path, an unmapped request it lets through).
+    Pass,
+    /// A decision, allow or deny, with what it was about.
+    Decided(DecisionRecord),
+    /// A decision is needed and there is no principal: 401.
+    Unauthenticated,
+}
+
+/// Decides one request: maps it (once) and asks the engine.
 trait Decide: fmt::Debug + Send + Sync + 'static {
-    fn decide(&self, method: &Method, path: &str, principal: &Principal) -> Option<DecisionRecord>;
-    fn applies(&self, method: &Method, path: &str) -> bool;
-    fn unmapped(&self) -> Unmapped;
-    /// Whether requests on public paths pass without a decision. A route table does (public
-    /// endpoints need no permission); an explicit guard never does: it always decides, and
-    /// answers 401 when there is no principal.
-    fn skips_public_paths(&self) -> bool;
+    fn decide(&self, asked: &Asked<'_>) -> Ruling;
 }
 
 #[derive(Debug)]
@@ -314,38 +351,43 @@ struct PolicyDecider {
 }
 
 impl Decide for PolicyDecider {
-    fn decide(&self, method: &Method, path: &str, principal: &Principal) -> Option<DecisionRecord> {
-        let (action, resource) = match self.mapper.map(method, path) {
-            Ok(mapped) => mapped?,
-            Err(error) => {
-                return Some(DecisionRecord {
-                    action: method.as_str().to_owned(),
-                    resource: path.to_owned(),
-                    decision: Decision::invalid_request(error.to_string()),
-                });
-            }
+    fn decide(&self, asked: &Asked<'_>) -> Ruling {
+        // Public endpoints need no permission.
+        if asked.public {
+            return Ruling::Pass;
+        }
+        let mapped = self.mapper.map(asked.method, asked.path);
+        if matches!(mapped, Ok(None)) && self.unmapped == Unmapped::InsecurePass {
+            return Ruling::Pass;
+        }
+        let Some(principal) = asked.principal else {
+            return Ruling::Unauthenticated;
         };
-        let decision = self
-            .engine
-            .evaluate(&AccessRequest::new(principal, &action, &resource));
-        Some(DecisionRecord {
-            action,
-            resource,
-            decision,
-        })
-    }
-
-    fn applies(&self, method: &Method, path: &str) -> bool {
-        // A path that cannot be mapped is decided (refused), never passed as unmapped.
-        self.unmapped == Unmapped::Deny || !matches!(self.mapper.map(method, path), Ok(None))
-    }
-
-    fn unmapped(&self) -> Unmapped {
-        self.unmapped
-    }
-
-    fn skips_public_paths(&self) -> bool {
-        true
+        let record = match mapped {
+            Ok(Some((action, resource))) => {
+                let decision = self
+                    .engine
+                    .evaluate(&AccessRequest::new(principal, &action, &resource));
+                DecisionRecord {
+                    action,
+                    resource,
+                    decision,
+                }
+            }
+            // Unmapped: denied by default.
+            Ok(None) => DecisionRecord {
+                action: asked.method.as_str().to_owned(),
+                resource: asked.path.to_owned(),
+                decision: Decision::no_match(),
+            },
+            // A path that cannot be mapped is refused, never passed as unmapped.
+            Err(error) => DecisionRecord {
+                action: asked.method.as_str().to_owned(),
+                resource: asked.path.to_owned(),
+                decision: Decision::invalid_request(error.to_string()),
+            },
+        };
+        Ruling::Decided(record)
     }
 }
 
@@ -395,8 +437,12 @@ enum GuardKind {
 }
 
 impl Decide for GuardKind {
-    fn decide(&self, _: &Method, _: &str, principal: &Principal) -> Option<DecisionRecord> {
-        Some(match self {
+    /// A guard always decides, public path or not.
+    fn decide(&self, asked: &Asked<'_>) -> Ruling {
+        let Some(principal) = asked.principal else {
+            return Ruling::Unauthenticated;
+        };
+        Ruling::Decided(match self {
             Self::Permission { engine, permission } => {
                 let resource = permission
                     .split_once(':')
@@ -426,18 +472,6 @@ impl Decide for GuardKind {
                 }
             }
         })
-    }
-
-    fn applies(&self, _: &Method, _: &str) -> bool {
-        true
-    }
-
-    fn unmapped(&self) -> Unmapped {
-        Unmapped::Deny
-    }
-
-    fn skips_public_paths(&self) -> bool {
-        false
     }
 }
 
@@ -566,8 +600,6 @@ where
             Refuse(Response<String>, Option<DecisionRecord>),
         }
         let verdict = {
-            let method = request.method();
-            let path = request.uri().path();
             match request.extensions().get::<AuthContext>() {
                 // No authentication layer ran: a programming error, answered as the
                 // extractors answer it, never a pass.
@@ -578,31 +610,23 @@ where
                     );
                     Verdict::Refuse(missing_auth_layer(), None)
                 }
-                Some(context) if context.is_public() && self.decider.skips_public_paths() => {
-                    Verdict::Pass(None)
-                }
-                Some(_) if !self.decider.applies(method, path) => Verdict::Pass(None),
                 Some(context) => {
+                    let asked = Asked {
+                        method: request.method(),
+                        path: request.uri().path(),
+                        principal: request.extensions().get::<Principal>(),
+                        public: context.is_public(),
+                    };
                     let rejection = context.rejection();
-                    match request.extensions().get::<Principal>() {
-                        Some(principal) => match self.decider.decide(method, path, principal) {
-                            Some(record) if record.decision.is_allowed() => {
-                                Verdict::Pass(Some(record))
-                            }
-                            Some(record) => Verdict::Refuse(rejection.forbidden(), Some(record)),
-                            None if self.decider.unmapped() == Unmapped::Allow => {
-                                Verdict::Pass(None)
-                            }
-                            None => Verdict::Refuse(
-                                rejection.forbidden(),
-                                Some(DecisionRecord {
-                                    action: method.as_str().to_owned(),
-                                    resource: path.to_owned(),
-                                    decision: Decision::no_match(),
-                                }),
-                            ),
-                        },
-                        None => Verdict::Refuse(
+                    match self.decider.decide(&asked) {
+                        Ruling::Pass => Verdict::Pass(None),
+                        Ruling::Decided(record) if record.decision.is_allowed() => {
+                            Verdict::Pass(Some(record))
+                        }
+                        Ruling::Decided(record) => {
+                            Verdict::Refuse(rejection.forbidden(), Some(record))
+                        }
+                        Ruling::Unauthenticated => Verdict::Refuse(
                             rejection.unauthenticated(
                                 &AuthError::missing_credentials(),
                                 context.challenges(),

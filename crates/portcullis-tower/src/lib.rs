@@ -26,7 +26,7 @@ mod ip;
 mod record;
 mod rejection;
 
-pub use audit::{AuditFuture, AuditLayer, AuditService, PeerAddr, socket_addr_peer};
+pub use audit::{AuditFuture, AuditLayer, AuditService};
 pub use auth::{AuthFuture, AuthLayer, AuthMode, AuthService, PublicPaths};
 pub use authz::{
     AuthzFuture, AuthzLayer, AuthzService, GuardLayer, MapperFn, PathError, RequestMapper,

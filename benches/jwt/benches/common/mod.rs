@@ -131,6 +131,7 @@ pub(crate) fn fixtures() -> Vec<Fixture> {
 
 /// The strict jsonwebtoken validation its users would configure.
 pub(crate) fn jsonwebtoken_validation(alg: Algorithm) -> jsonwebtoken::Validation {
+    let alg: jsonwebtoken::Algorithm = alg.as_str().parse().expect("same JWA name");
     let mut validation = jsonwebtoken::Validation::new(alg);
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&[AUDIENCE]);

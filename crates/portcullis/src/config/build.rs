@@ -162,16 +162,20 @@ impl Config {
         }
         let fail = |key: &str, message: String| self.error(vec![self.problem(key, message, None)]);
         let base = self.base_dir();
-        let allow_placeholder = self.is_insecure_development();
+        let placeholders = if self.is_insecure_development() {
+            portcullis_jwt::PlaceholderSecrets::InsecureAccept
+        } else {
+            portcullis_jwt::PlaceholderSecrets::Refuse
+        };
 
         let mut authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
         let mut issuer = None;
         if let Some(jwt) = self.auth.jwt.as_ref().filter(|j| j.enabled) {
             let verifier = jwt
-                .authenticator(base, allow_placeholder)
+                .authenticator(base, placeholders)
                 .map_err(|e| fail("auth.jwt", e.to_string()))?;
             issuer = jwt
-                .token_issuer(base, allow_placeholder)
+                .token_issuer(base, placeholders)
                 .map_err(|e| fail("auth.jwt", e.to_string()))?;
             authenticators.push(Arc::new(verifier));
         }
@@ -279,7 +283,7 @@ impl Config {
         }
         let authz = if self.authz.routes.is_empty() {
             // No route table: handlers authorize with guards; the layer decides nothing.
-            AuthzLayer::with_unmapped(engine.clone(), routes, Unmapped::Allow)
+            AuthzLayer::with_unmapped(engine.clone(), routes, Unmapped::InsecurePass)
         } else {
             AuthzLayer::new(engine.clone(), routes)
         };
