@@ -9,8 +9,8 @@
 //!   single-flight cache ([`RemoteJwks`]), OIDC discovery and provider [`presets`] (Google,
 //!   Microsoft Entra ID, Okta, Auth0).
 //! * [`TokenIssuer`] signs access and service tokens, publishes a JWKS and rotates keys.
-//! * All cryptography goes through [`provider::RING_PROVIDER`], a ring-backed
-//!   `jsonwebtoken` `CryptoProvider` that Portcullis calls explicitly.
+//! * All cryptography goes through ring, in a `jsonwebtoken` `CryptoProvider` that Portcullis
+//!   calls explicitly ([`install_default`] makes it jsonwebtoken's default too).
 //! * [`AmatersJwtConfig`] and [`AetheraJwtSettings`] read the configurations the AmateRS and
 //!   Aethera services use.
 //!
@@ -49,7 +49,13 @@ mod jose;
 mod json;
 mod keys;
 pub mod presets;
-pub mod provider;
+
+pub mod jws {
+    //! A compact JWS verified against a [`KeySet`](crate::KeySet) with the same strict parsing
+    //! as a token, for signed payloads that are not JWTs (the claims are not read).
+    pub use crate::jose::{JoseHeader, VerifiedJws, verify_compact_jws};
+}
+mod provider;
 mod remote;
 
 pub use algorithm::Algorithm;
@@ -63,9 +69,6 @@ pub use error::{ConfigError, FetchError, JwtError, KeyError};
 #[cfg(feature = "remote")]
 pub use hyper_fetcher::HyperFetcher;
 pub use issuer::{IssuedToken, SigningKey, TokenIssuer, TokenRequest};
-pub use jose::{JoseHeader, VerifiedJws, verify_compact_jws};
 pub use keys::{JwkPolicy, KeySet, MIN_RSA_BITS, VerificationKey, min_hmac_key_len};
 pub use provider::install_default;
-pub use remote::{
-    FetchedDocument, HttpFetcher, JwksOptions, JwksStatus, RemoteJwks, check_url, parse_url,
-};
+pub use remote::{FetchedDocument, HttpFetcher, JwksOptions, JwksStatus, RemoteJwks};

@@ -1,6 +1,6 @@
 //! A `ring`-backed [`jsonwebtoken::crypto::CryptoProvider`].
 //!
-//! Portcullis calls this provider's factories itself ([`RING_PROVIDER`]); it never goes
+//! Portcullis calls this provider's factories itself (`RING_PROVIDER`); it never goes
 //! through jsonwebtoken's process-wide default, so no combination of Cargo features and no
 //! provider installed by the application can make Portcullis panic or switch crypto.
 //! Applications that also call `jsonwebtoken::encode`/`decode` directly can make the same
@@ -25,8 +25,8 @@ use ring::{digest, hmac};
 use crate::algorithm::{Algorithm, KeyType};
 use crate::der;
 
-/// The ring provider. Pass it where jsonwebtoken wants a provider, or call its factories.
-pub static RING_PROVIDER: CryptoProvider = CryptoProvider {
+/// The ring provider, whose factories the verifier and the issuer call.
+pub(crate) static RING_PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
     key_utils: KeyUtils {
@@ -38,9 +38,9 @@ pub static RING_PROVIDER: CryptoProvider = CryptoProvider {
     },
 };
 
-/// Makes [`RING_PROVIDER`] jsonwebtoken's process-wide default, for code that calls
+/// Makes Portcullis's ring provider jsonwebtoken's process-wide default, for code that calls
 /// jsonwebtoken directly. Returns `false` when another provider was installed first (which
-/// does not affect Portcullis: it always uses [`RING_PROVIDER`] explicitly).
+/// does not affect Portcullis: it always calls its own provider explicitly).
 pub fn install_default() -> bool {
     RING_PROVIDER.install_default().is_ok()
 }
@@ -390,52 +390,4 @@ fn compute_digest(data: &[u8], hash: ThumbprintHash) -> jsonwebtoken::errors::Re
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hmac_round_trip_through_the_factories() {
-        let secret = [7u8; 32];
-        let signer = (RING_PROVIDER.signer_factory)(
-            &jsonwebtoken::Algorithm::HS256,
-            &EncodingKey::from_secret(&secret),
-        )
-        .unwrap();
-        let verifier = (RING_PROVIDER.verifier_factory)(
-            &jsonwebtoken::Algorithm::HS256,
-            &DecodingKey::from_secret(&secret),
-        )
-        .unwrap();
-        let tag = signer.try_sign(b"message").unwrap();
-        assert!(verifier.verify(b"message", &tag).is_ok());
-        assert!(verifier.verify(b"messagf", &tag).is_err());
-    }
-
-    #[test]
-    fn a_key_of_another_family_is_refused() {
-        let key = DecodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
-        assert!((RING_PROVIDER.verifier_factory)(&jsonwebtoken::Algorithm::RS256, &key).is_err());
-        let key = DecodingKey::from_ed_der(&[1; 32]);
-        assert!((RING_PROVIDER.verifier_factory)(&jsonwebtoken::Algorithm::HS256, &key).is_err());
-    }
-
-    #[test]
-    fn jwk_helpers_work_with_ring_keys() {
-        let rng = SystemRandom::new();
-        let pkcs8 = sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-        let public =
-            ed_component_from_private_key(pkcs8.as_ref(), &EllipticCurve::Ed25519).unwrap();
-        assert_eq!(public.len(), 32);
-        let pkcs8 =
-            sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let (curve, x, y) =
-            ec_components_from_private_key(pkcs8.as_ref(), jsonwebtoken::Algorithm::ES256).unwrap();
-        assert_eq!((curve, x.len(), y.len()), (EllipticCurve::P256, 32, 32));
-        assert_eq!(
-            compute_digest(b"abc", ThumbprintHash::SHA256)
-                .unwrap()
-                .len(),
-            32
-        );
-    }
-}
+mod tests;

@@ -58,7 +58,7 @@ pub trait HttpFetcher: fmt::Debug + Send + Sync {
 }
 
 /// Refuses URLs that are not `https`, except `http` to a loopback address.
-pub fn check_url(url: &Uri) -> Result<(), FetchError> {
+pub(crate) fn check_url(url: &Uri) -> Result<(), FetchError> {
     let host = url
         .host()
         .ok_or_else(|| FetchError::RefusedUrl("no host".into()))?;
@@ -81,7 +81,7 @@ pub fn check_url(url: &Uri) -> Result<(), FetchError> {
 }
 
 /// Parses a URL and applies [`check_url`].
-pub fn parse_url(url: &str) -> Result<Uri, FetchError> {
+pub(crate) fn parse_url(url: &str) -> Result<Uri, FetchError> {
     let uri: Uri = url
         .parse()
         .map_err(|_| FetchError::RefusedUrl("not a URL".into()))?;
@@ -250,6 +250,12 @@ impl RemoteJwks {
     ) -> Result<Self, FetchError> {
         let uri = parse_url(jwks_uri)?;
         Ok(Self::with_location(Location::Jwks(uri), fetcher, options))
+    }
+
+    /// The check [`RemoteJwks::discover`] makes of an issuer before anything is fetched: a
+    /// URL with a host, `https`, or `http` to a loopback address.
+    pub fn check_issuer(issuer: &str) -> Result<(), FetchError> {
+        parse_url(issuer).map(drop)
     }
 
     /// The JWKS of an OpenID provider, found at `{issuer}/.well-known/openid-configuration`

@@ -10,52 +10,12 @@
     reason = "test code: a failed expectation should stop the test"
 )]
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use portcullis_jwt::{
     Algorithm, AmatersJwtConfig, IssuerConfig, JwkPolicy, JwtAuthenticator, KeySet, SigningKey,
     TokenIssuer, TokenRequest, VerificationKey,
 };
+use portcullis_testkit::python;
 use serde_json::{Value, json};
-
-fn python_with_pyjwt() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import jwt, cryptography"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "PyJWT is required under CI (scripts/services.sh installs it)"
-        );
-        println!("skipping: python3 with PyJWT and cryptography is not installed");
-    }
-    ok
-}
-
-fn python(script: &str, input: &Value) -> Value {
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 const SIGN_WITH_PYJWT: &str = r#"
 import json, sys, time, jwt
@@ -107,10 +67,10 @@ json.dump(results, sys.stdout)
 
 #[tokio::test]
 async fn tokens_signed_by_pyjwt_verify() {
-    if !python_with_pyjwt() {
+    if !python::pyjwt() {
         return;
     }
-    let signed = python(SIGN_WITH_PYJWT, &json!({}));
+    let signed = python::run(SIGN_WITH_PYJWT, &json!({}));
     for (alg, algorithm) in [
         ("HS256", Algorithm::HS256),
         ("RS256", Algorithm::RS256),
@@ -152,10 +112,10 @@ async fn tokens_signed_by_pyjwt_verify() {
 
 #[test]
 fn tokens_issued_by_portcullis_verify_in_pyjwt() {
-    if !python_with_pyjwt() {
+    if !python::pyjwt() {
         return;
     }
-    let signed = python(SIGN_WITH_PYJWT, &json!({}));
+    let signed = python::run(SIGN_WITH_PYJWT, &json!({}));
     let secret = b"a-portcullis-secret-for-pyjwt-of-32-bytes";
     let mut keys = vec![
         (
@@ -196,7 +156,7 @@ fn tokens_issued_by_portcullis_verify_in_pyjwt() {
             "secret": String::from_utf8(secret.to_vec()).unwrap()}),
         );
     }
-    let results = python(VERIFY_WITH_PYJWT, &json!({ "cases": cases }));
+    let results = python::run(VERIFY_WITH_PYJWT, &json!({ "cases": cases }));
     for alg in ["HS256", "ES256", "EdDSA", "RS256", "PS256"] {
         let result = &results[alg];
         assert_eq!(result["ok"], true, "{alg}: {result}");
@@ -209,10 +169,10 @@ fn tokens_issued_by_portcullis_verify_in_pyjwt() {
 
 #[tokio::test]
 async fn amaters_rs256_configuration_with_a_public_key_file() {
-    if !python_with_pyjwt() {
+    if !python::pyjwt() {
         return;
     }
-    let signed = python(SIGN_WITH_PYJWT, &json!({}));
+    let signed = python::run(SIGN_WITH_PYJWT, &json!({}));
     let dir = std::env::temp_dir().join(format!("portcullis-jwt-amaters-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -260,7 +220,7 @@ async fn amaters_rs256_configuration_with_a_public_key_file() {
     // Outside testing: a key configured without a kid (`public_key_path`) refused every
     // token carrying one ("no key for this token"), as a real provider's tokens do. The one
     // configured key now verifies them, whatever kid they name; the signature decides.
-    let provider_token = python(
+    let provider_token = python::run(
         SIGN_WITH_KID,
         &json!({
             "private_pem": signed["RS256"]["private_pem"],
@@ -274,7 +234,7 @@ async fn amaters_rs256_configuration_with_a_public_key_file() {
         .unwrap();
     assert_eq!(principal.id(), "svc-a");
     // Signed by another key with the same kid: refused.
-    let forged = python(
+    let forged = python::run(
         SIGN_WITH_KID,
         &json!({
             "private_pem": Value::Null,

@@ -27,9 +27,7 @@ use rcgen::{
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use time::Duration;
 
-mod common;
-
-use common::{Ca, ca, crl, leaf, now};
+use portcullis_testkit::pki::{Ca, ca, crl, leaf, now};
 
 struct Pki {
     root: Ca,

@@ -14,7 +14,6 @@
 )]
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
@@ -31,43 +30,16 @@ use portcullis_mtls::{
     AmatersMtlsConfig, MtlsAuthenticator, MtlsError, MtlsPolicy, TrustMaterial, TrustStore,
 };
 use portcullis_tower::AuthLayer;
-use rcgen::{DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rcgen::{DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-mod common;
-
-use common::{Ca, ca, leaf, leaf_with_key, now};
-
-fn must_run(what: &str) -> bool {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{what} must run under CI"
-    );
-    println!("skipping: {what} is not installed");
-    false
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "portcullis-mtls-{name}-{}-{}",
-        std::process::id(),
-        now().unix_timestamp_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
-    )
-}
+use portcullis_testkit::peer;
+use portcullis_testkit::pki::{self, Ca, ca, leaf, leaf_with_key, now, pem};
+use portcullis_testkit::tls::Client;
 
 fn crl(issuer: &Ca, revoked: &[u64]) -> rustls::pki_types::CertificateRevocationListDer<'static> {
-    common::crl(issuer, revoked, now() + Duration::days(7))
+    pki::crl(issuer, revoked, now() + Duration::days(7))
 }
 
 fn chain(der: CertificateDer<'static>) -> PeerCertificates {
@@ -108,7 +80,7 @@ impl Collect {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crl_file_without_a_crl_never_turns_revocation_off() {
     let root = ca("CRL Root", None);
-    let dir = temp_dir("crl-files");
+    let dir = peer::temp_dir("mtls-crl-files");
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, pem("CERTIFICATE", &root.der)).unwrap();
     let revoked = chain(leaf(&root, "revoked", 3, |_| {}));
@@ -198,11 +170,10 @@ async fn a_crl_file_without_a_crl_never_turns_revocation_off() {
 /// refused with a clear error rather than trusted.
 #[test]
 fn an_openssl_ca_and_its_der_crl() {
-    if Command::new("openssl").arg("version").output().is_err() {
-        must_run("openssl");
+    if !peer::program("openssl", &["version"]) {
         return;
     }
-    let dir = temp_dir("openssl-ca");
+    let dir = peer::temp_dir("mtls-openssl-ca");
     let run = |args: &[&str]| {
         let output = Command::new("openssl")
             .args(args)
@@ -361,10 +332,7 @@ async fn server_with(
     root: Ca,
     crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
 ) -> Server {
-    let (server_cert, server_key) = leaf_with_key(&root, "localhost", 1, |p| {
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        p.subject_alt_names = vec![SanType::DnsName("localhost".try_into().unwrap())];
-    });
+    let (server_cert, server_key) = pki::localhost(&root, 1);
     let material = TrustMaterial::new(std::slice::from_ref(&root.der), &crls, now()).unwrap();
     let authenticator = MtlsAuthenticator::new(
         Arc::new(TrustStore::new(material)),
@@ -400,43 +368,19 @@ async fn server_with(
     Server { addr, sink, root }
 }
 
-/// Connects with `client` (or no certificate), sends one request and returns the status line
+/// Connects with `client` (or no certificate), sends one request and returns the status
 /// or the error the client saw (a TLS 1.3 client learns of a refused certificate from the
 /// alert that follows the handshake).
 async fn attempt(
     server: &Server,
     client: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
-) -> Result<String, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(server.root.der.clone()).unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match client {
-        Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+) -> Result<u16, String> {
+    Client::new(&server.root.der)
+        .maybe_identity(client)
+        .tls13_only()
+        .get(server.addr, "/whoami")
         .await
-        .map_err(|e| e.to_string())?;
-    tls.write_all(b"GET /whoami HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    tls.read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&response)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned())
+        .map(|response| response.status)
 }
 
 fn client(
@@ -466,7 +410,7 @@ async fn refused_handshakes_are_recorded_with_a_matching_alert() {
         attempt(&server, Some(client(root, "good", 2, |_| {})))
             .await
             .unwrap(),
-        "HTTP/1.1 200 OK"
+        200
     );
     let cases: Vec<(&str, Option<_>, &str, &str)> = vec![
         (
@@ -575,7 +519,7 @@ async fn refused_handshakes_are_recorded_with_a_matching_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_crl_is_not_an_unknown_ca() {
     let root = ca("Stale CRL Root", None);
-    let stale = common::crl(&root, &[], now() - Duration::hours(1));
+    let stale = pki::crl(&root, &[], now() - Duration::hours(1));
     let server = server_with(root, vec![stale]).await;
     let error = attempt(&server, Some(client(&server.root, "stale", 20, |_| {})))
         .await
@@ -685,17 +629,14 @@ fn envoy_and_address_forms() {
 /// from the proxy's address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_real_nginx() {
-    let Some(nginx) = which("nginx") else {
-        must_run("nginx");
+    let Some(nginx) = peer::which("nginx") else {
+        peer::present("nginx", false);
         return;
     };
     let root = ca("Nginx Root", None);
-    let (server_cert, server_key) = leaf_with_key(&root, "localhost", 1, |p| {
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        p.subject_alt_names = vec![SanType::DnsName("localhost".try_into().unwrap())];
-    });
+    let (server_cert, server_key) = pki::localhost(&root, 1);
     let (good_cert, good_key) = leaf_with_key(&root, "nginx-client", 2, |_| {});
-    let dir = temp_dir("nginx");
+    let dir = peer::temp_dir("mtls-nginx");
     std::fs::write(dir.join("ca.pem"), pem("CERTIFICATE", &root.der)).unwrap();
     std::fs::write(dir.join("server.pem"), pem("CERTIFICATE", &server_cert)).unwrap();
     std::fs::write(
@@ -805,50 +746,16 @@ fn connect_info(extensions: &http::Extensions) -> Option<IpAddr> {
         .map(|info| info.0.ip())
 }
 
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .map(|dir| Path::new(dir).join(program))
-        .find(|path| path.is_file())
-}
-
 async fn https_get(
     addr: SocketAddr,
     root: &CertificateDer<'static>,
     client: (CertificateDer<'static>, PrivateKeyDer<'static>),
     path: &str,
 ) -> (u16, String) {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(vec![client.0], client.1)
-    .unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+    let response = Client::new(root)
+        .identity(vec![client.0], client.1)
+        .get(addr, path)
         .await
         .unwrap();
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut response = Vec::new();
-    let _ = tls.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
+    (response.status, response.body)
 }

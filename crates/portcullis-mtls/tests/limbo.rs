@@ -15,7 +15,6 @@
 )]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use portcullis_core::{ManualClock, PeerCertificates};
@@ -26,22 +25,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 fn limbo() -> Option<Value> {
-    let path = std::env::var_os("PORTCULLIS_VECTORS_DIR")
-        .map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
-            PathBuf::from,
-        )
-        .join("x509-limbo/limbo.json");
-    if !path.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} is missing",
-            path.display()
-        );
-        println!("skipping: {} not found", path.display());
-        return None;
-    }
-    Some(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
+    portcullis_testkit::vectors::json("x509-limbo/limbo.json")
 }
 
 fn certs(values: &Value) -> Vec<CertificateDer<'static>> {

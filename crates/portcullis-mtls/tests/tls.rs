@@ -14,20 +14,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use http_body_util::{BodyExt as _, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt as _;
 use portcullis_core::{AuthenticatorChain, Principal};
 use portcullis_mtls::server::{ClientAuth, serve, server_config};
 use portcullis_mtls::{MtlsAuthenticator, MtlsPolicy, TrustMaterial, TrustStore};
+use portcullis_testkit::pki::{self, Ca, ca, leaf_with_key, now};
+use portcullis_testkit::tls::Client;
 use portcullis_tower::AuthLayer;
 use rcgen::{ExtendedKeyUsagePurpose, SanType};
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use time::Duration;
-
-mod common;
-
-use common::{Ca, ca, leaf_with_key, now};
 
 fn root() -> Ca {
     ca("E2E Root", None)
@@ -47,7 +43,7 @@ fn issue(
 }
 
 fn crl(issuer: &Ca, revoked: &[u64]) -> CertificateRevocationListDer<'static> {
-    common::crl(issuer, revoked, now() + Duration::days(7))
+    pki::crl(issuer, revoked, now() + Duration::days(7))
 }
 
 async fn get_whoami(
@@ -55,44 +51,11 @@ async fn get_whoami(
     root: &Ca,
     client: (CertificateDer<'static>, PrivateKeyDer<'static>),
 ) -> Result<(u16, String), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.der.clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(vec![client.0], client.1)
-    .unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    let request = http::Request::get("/whoami")
-        .header("host", "localhost")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8(body.to_vec()).unwrap()))
+    let response = Client::new(&root.der)
+        .identity(vec![client.0], client.1)
+        .get(addr, "/whoami")
+        .await?;
+    Ok((response.status, response.body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

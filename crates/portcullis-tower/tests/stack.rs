@@ -139,34 +139,10 @@ fn client_certificate() -> (
     portcullis_mtls::MtlsAuthenticator,
     portcullis_core::PeerCertificates,
 ) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let now = time::OffsetDateTime::now_utc();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Stack Test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    ca.not_before = now - time::Duration::days(1);
-    ca.not_after = now + time::Duration::days(10);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_der = ca.self_signed(&ca_key).unwrap().der().clone();
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "svc-mtls");
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    leaf.not_before = now - time::Duration::days(1);
-    leaf.not_after = now + time::Duration::days(5);
-    let leaf_der = leaf
-        .signed_by(
-            &KeyPair::generate().unwrap(),
-            &Issuer::from_params(&ca, &ca_key),
-        )
-        .unwrap()
-        .der()
-        .clone();
-    let material = portcullis_mtls::TrustMaterial::new(&[ca_der], &[], now).unwrap();
+    use portcullis_testkit::pki;
+    let ca = pki::ca("Stack Test CA", None);
+    let leaf_der = pki::leaf(&ca, "svc-mtls", 2, |_| {});
+    let material = portcullis_mtls::TrustMaterial::new(&[ca.der], &[], pki::now()).unwrap();
     let policy = portcullis_mtls::MtlsPolicy {
         roles: portcullis_mtls::RoleSource::Table(
             [("svc-mtls".to_owned(), vec!["reader".to_owned()])].into(),

@@ -617,7 +617,7 @@ impl Config {
             }
         }
         if let Some(oidc) = &self.auth.oidc
-            && let Err(e) = portcullis_jwt::parse_url(&oidc.issuer)
+            && let Err(e) = portcullis_jwt::RemoteJwks::check_issuer(&oidc.issuer)
         {
             problems.push(self.problem("auth.oidc.issuer", e.to_string(), None));
         }

@@ -11,13 +11,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
-use http_body_util::{BodyExt as _, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use portcullis_testkit::peer;
+use portcullis_testkit::tls::Client;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 fn openssl(dir: &Path, args: &str) {
     let status = Command::new("openssl")
@@ -28,21 +26,6 @@ fn openssl(dir: &Path, args: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "openssl {args}");
-}
-
-fn have_openssl() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "openssl is required under CI"
-        );
-        println!("skipping: openssl not installed");
-    }
-    ok
 }
 
 /// The README's commands (2048-bit keys to keep the test quick), plus certificates that
@@ -143,58 +126,27 @@ async fn call(
     client: &str,
     method: &str,
 ) -> Result<(u16, String), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(certs.join("ca.crt")).unwrap())
-        .unwrap();
+    let root = CertificateDer::from_pem_file(certs.join("ca.crt")).unwrap();
     let chain = vec![CertificateDer::from_pem_file(certs.join(format!("{client}.crt"))).unwrap()];
     let key = PrivateKeyDer::from_pem_file(certs.join(format!("{client}.key"))).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(chain, key)
-    .unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
     let request = http::Request::builder()
         .method(method)
         .uri("/collections/datasets")
-        .header("host", "localhost")
-        .body(Empty::<Bytes>::new())
+        .body(String::new())
         .unwrap();
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    let response = Client::new(&root)
+        .identity(chain, key)
+        .send(([127, 0, 0, 1], port).into(), request)
+        .await?;
+    Ok((response.status, response.body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_certificates_work_end_to_end() {
-    if !have_openssl() {
+    if !peer::program("openssl", &["version"]) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("mtls-server-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = peer::temp_dir("mtls-server");
     let certs = dir.join("certs");
     make_certificates(&certs);
     let example = Path::new(env!("CARGO_MANIFEST_DIR"));

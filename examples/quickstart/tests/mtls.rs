@@ -10,16 +10,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
-use http_body_util::{BodyExt as _, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use portcullis_testkit::peer;
+use portcullis_testkit::pki::{self, Identity};
+use portcullis_testkit::tls::Client;
+use rustls_pki_types::CertificateDer;
 
 struct Server(std::process::Child);
 
@@ -33,87 +28,37 @@ impl Drop for Server {
 async fn get(
     port: u16,
     ca: &CertificateDer<'static>,
-    client: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+    client: Option<Identity>,
     api_key: Option<&str>,
 ) -> Result<(u16, String), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match client {
-        Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    let mut request = http::Request::get("/collections/datasets").header("host", "localhost");
+    let mut request = http::Request::get("/collections/datasets");
     if let Some(key) = api_key {
         request = request.header("x-api-key", key);
     }
-    let response = sender
-        .send_request(request.body(Empty::<Bytes>::new()).unwrap())
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    let response = Client::new(ca)
+        .maybe_identity(client)
+        .send(
+            ([127, 0, 0, 1], port).into(),
+            request.body(String::new()).unwrap(),
+        )
+        .await?;
+    Ok((response.status, response.body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_api_keys_and_tokens_on_the_same_routes() {
-    let now = time::OffsetDateTime::now_utc();
-    let dir = std::env::temp_dir().join(format!("quickstart-mtls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = peer::temp_dir("quickstart-mtls");
     std::fs::create_dir_all(dir.join("trusted_cas")).unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Quickstart CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    ca.not_before = now - time::Duration::days(1);
-    ca.not_after = now + time::Duration::days(30);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join("trusted_cas/ca.pem"), ca_cert.pem()).unwrap();
-    let issue = |cn: &str, eku: ExtendedKeyUsagePurpose, sans: Vec<SanType>| {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![eku];
-        params.subject_alt_names = sans;
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(10);
-        let key = KeyPair::generate().unwrap();
-        let cert = params
-            .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
-            .unwrap();
-        (cert, key)
-    };
-    let (server, server_key) = issue(
-        "localhost",
-        ExtendedKeyUsagePurpose::ServerAuth,
-        vec![SanType::DnsName("localhost".try_into().unwrap())],
-    );
-    std::fs::write(dir.join("server.crt"), server.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
-    let (client, client_key) = issue("svc-mtls", ExtendedKeyUsagePurpose::ClientAuth, Vec::new());
+    let ca = pki::ca("Quickstart CA", None);
+    std::fs::write(dir.join("trusted_cas/ca.pem"), &ca.pem).unwrap();
+    let (server, server_key) = pki::localhost(&ca, 1);
+    std::fs::write(dir.join("server.crt"), pki::pem("CERTIFICATE", &server)).unwrap();
+    std::fs::write(
+        dir.join("server.key"),
+        pki::pem("PRIVATE KEY", server_key.secret_der()),
+    )
+    .unwrap();
+    let (client, client_key) = pki::leaf_with_key(&ca, "svc-mtls", 2, |_| {});
 
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for file in ["roles.toml", "api_keys.json"] {
@@ -143,16 +88,10 @@ async fn client_certificates_api_keys_and_tokens_on_the_same_routes() {
     let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
     std::thread::spawn(move || for _ in stdout.lines() {});
 
-    let ca_der = ca_cert.der().clone();
-    let client_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client_key.serialize_der()));
-    let (status, body) = get(
-        port,
-        &ca_der,
-        Some((client.der().clone(), client_key.clone_key())),
-        None,
-    )
-    .await
-    .unwrap();
+    let ca_der = ca.der.clone();
+    let (status, body) = get(port, &ca_der, Some((client, client_key)), None)
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""by":"svc-mtls""#), "{body}");
     // No certificate: the API key still works over the same TLS listener.

@@ -6,7 +6,6 @@
 //! certificate.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use portcullis_core::ManualClock;
@@ -20,18 +19,7 @@ use super::{MtlsAuthenticator, MtlsPolicy};
 use crate::{IdentitySource, TrustMaterial, TrustStore};
 
 fn limbo() -> Option<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors/x509-limbo/limbo.json");
-    if !path.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} is missing",
-            path.display()
-        );
-        println!("skipping: {} not found", path.display());
-        return None;
-    }
-    Some(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
+    portcullis_testkit::vectors::json("x509-limbo/limbo.json")
 }
 
 fn pems<T: PemObject>(values: &Value) -> Vec<T> {

@@ -1,11 +1,6 @@
-//! Test PKI made with rcgen, shared by the mTLS test crates (each uses a part of it).
-#![allow(
-    dead_code,
-    unreachable_pub,
-    clippy::unwrap_used,
-    reason = "test helpers: each test crate uses some of them"
-)]
+//! A test PKI made with rcgen: CAs, client certificates and CRLs, valid around now.
 
+use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
@@ -16,17 +11,29 @@ use rustls_pki_types::{
 };
 use time::{Duration, OffsetDateTime};
 
+/// A CA: what it signs with and its certificate.
+#[derive(Debug)]
 pub struct Ca {
+    /// The parameters it was made from (needed to sign with it).
     pub params: CertificateParams,
+    /// Its key pair.
     pub key: KeyPair,
+    /// Its certificate, DER.
     pub der: CertificateDer<'static>,
+    /// Its certificate, PEM.
     pub pem: String,
 }
 
+/// A certificate and its private key.
+pub type Identity = (CertificateDer<'static>, PrivateKeyDer<'static>);
+
+/// The current time.
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// A CA named `name` (self-signed, or signed by `parent`) that may sign certificates and
+/// CRLs, valid from ten days ago for a year.
 pub fn ca(name: &str, parent: Option<&Ca>) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
@@ -53,6 +60,7 @@ pub fn ca(name: &str, parent: Option<&Ca>) -> Ca {
     }
 }
 
+/// A client certificate from `issuer` (see [`leaf_with_key`]) without its key.
 pub fn leaf(
     issuer: &Ca,
     cn: &str,
@@ -62,13 +70,14 @@ pub fn leaf(
     leaf_with_key(issuer, cn, serial, configure).0
 }
 
-/// A client certificate (clientAuth, valid for 30 days) and its private key.
+/// A client certificate (`clientAuth`, valid for 30 days from yesterday) for `cn` with
+/// `serial`, adjusted by `configure`, and its private key.
 pub fn leaf_with_key(
     issuer: &Ca,
     cn: &str,
     serial: u64,
     configure: impl FnOnce(&mut CertificateParams),
-) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+) -> Identity {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -88,6 +97,18 @@ pub fn leaf_with_key(
     )
 }
 
+/// A server certificate for `localhost` (`serverAuth`, DNS and 127.0.0.1 names) from `issuer`.
+pub fn localhost(issuer: &Ca, serial: u64) -> Identity {
+    leaf_with_key(issuer, "localhost", serial, |params| {
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.subject_alt_names = vec![
+            rcgen::SanType::DnsName("localhost".try_into().unwrap()),
+            rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+        ];
+    })
+}
+
+/// A CRL from `issuer` (number 1, issued a week before `next_update`) revoking `revoked`.
 pub fn crl(
     issuer: &Ca,
     revoked: &[u64],
@@ -114,4 +135,15 @@ pub fn crl(
         .unwrap()
         .der()
         .clone()
+}
+
+/// DER bytes as PEM with `label` (`CERTIFICATE`, `X509 CRL`, `PRIVATE KEY`), in lines of 64.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut body = String::new();
+    for line in encoded.as_bytes().chunks(64) {
+        body.push_str(std::str::from_utf8(line).unwrap());
+        body.push('\n');
+    }
+    format!("-----BEGIN {label}-----\n{body}-----END {label}-----\n")
 }
