@@ -54,10 +54,8 @@ fn bench(c: &mut Criterion) {
     let valid = valid.unwrap();
     let (unknown, _) = issue_key(&prefix, &pepper(), "nobody").unwrap();
     let parsed = parse_key(valid.key.expose(), std::slice::from_ref(&prefix)).unwrap();
-    // A well-formed key for a known id with a wrong secret: re-issue until the id differs is
-    // not needed; take the valid key and change its secret, then fix the checksum by
-    // generating through the public format.
-    let wrong_secret = assemble_key(&prefix, &parsed.id, &"7".repeat(SECRET_LEN)).unwrap();
+    // A well-formed key (right checksum) for a known id with a wrong secret.
+    let wrong_secret = testing::assemble_key(&prefix, &parsed.id, &"7".repeat(SECRET_LEN)).unwrap();
     let store = Arc::new(MemoryStore::new(records).unwrap());
     let auth = ApiKeyAuthenticator::builder(store, pepper())
         .prefix(prefix.clone())

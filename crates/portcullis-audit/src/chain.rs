@@ -20,7 +20,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 ///
 /// # Errors
 /// When the event cannot be serialized.
-pub fn canonical(event: &AuditEvent) -> Result<String, serde_json::Error> {
+pub(crate) fn canonical(event: &AuditEvent) -> Result<String, serde_json::Error> {
     let mut copy = event.clone();
     copy.hash = None;
     serde_json::to_string(&copy)
@@ -28,7 +28,7 @@ pub fn canonical(event: &AuditEvent) -> Result<String, serde_json::Error> {
 
 /// The hex SHA-256 of `bytes`.
 #[must_use]
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let d = digest::digest(&digest::SHA256, bytes);
     let mut out = String::with_capacity(64);
     for b in d.as_ref() {

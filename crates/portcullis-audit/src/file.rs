@@ -93,7 +93,7 @@ fn io(e: std::io::Error) -> AuditError {
 
 /// The path of rotated file number `n` (1 is the newest).
 #[must_use]
-pub fn rotated_path(path: &Path, n: usize) -> PathBuf {
+pub(crate) fn rotated_path(path: &Path, n: usize) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{n}"));
     PathBuf::from(name)

@@ -10,10 +10,8 @@ mod redact;
 mod sinks;
 
 pub use buffered::{BufferConfig, BufferStats, BufferedSink, Overflow};
-pub use chain::{Chain, GENESIS, Tampering, canonical, sha256_hex, verify_lines};
-pub use file::{
-    BatchWriter, Durability, FileSinkConfig, JsonlFile, JsonlFileSink, Rotation, rotated_path,
-};
+pub use chain::{Chain, GENESIS, Tampering, verify_lines};
+pub use file::{BatchWriter, Durability, FileSinkConfig, JsonlFile, JsonlFileSink, Rotation};
 pub use reader::{AuditReader, VerifyError};
 pub use redact::{REDACTED, Redactor};
 pub use sinks::{FanoutSink, MemorySink, TracingSink};

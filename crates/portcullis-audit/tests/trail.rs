@@ -249,11 +249,10 @@ fn rotation_continues_the_chain_and_keeps_retention() {
     }
     let head = file.chain_head().unwrap().to_owned();
     drop(file);
-    assert!(rotated_path(&path, 1).exists() && rotated_path(&path, 3).exists());
-    assert!(
-        !rotated_path(&path, 4).exists(),
-        "retention keeps 3 rotated files"
-    );
+    // The documented names: `<path>.1` (newest) to `<path>.<keep>`.
+    let rotated = |n: usize| PathBuf::from(format!("{}.{n}", path.display()));
+    assert!(rotated(1).exists() && rotated(3).exists());
+    assert!(!rotated(4).exists(), "retention keeps 3 rotated files");
     let reader = AuditReader::new(&path);
     let (count, last) = reader.verify(Some(&head)).unwrap();
     assert_eq!(last, head);

@@ -39,7 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use portcullis_core::{AuditFilter, AuditQuery, PERMISSION_REQUIRED, PolicyEngine};
-pub use portcullis_core::{Principal, PrincipalRejection, missing_auth_layer_count};
+pub use portcullis_core::{Principal, PrincipalRejection};
 use portcullis_tower::GuardLayer;
 use serde::Deserialize;
 
@@ -198,15 +198,49 @@ pub fn audit_logs_router<S: Clone + Send + Sync + 'static>(
 
 /// Helpers for tests.
 pub mod testing {
-    use axum::http::{Response, StatusCode};
+    use axum::http::Response;
 
-    /// Panics if `response` is the 500 an extractor returns when no `AuthLayer` ran.
+    /// Panics if `response` is the 500 a layer or extractor answers when no `AuthLayer` ran
+    /// (it carries [`portcullis_core::MissingAuthLayer`]).
     pub fn assert_auth_layer_ran<B>(response: &Response<B>) {
-        let before = super::missing_auth_layer_count();
         assert!(
-            response.status() != StatusCode::INTERNAL_SERVER_ERROR || before == 0,
+            response
+                .extensions()
+                .get::<portcullis_core::MissingAuthLayer>()
+                .is_none(),
             "{}",
             portcullis_core::MISSING_AUTH_LAYER
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn me_without_the_auth_layer() -> Response {
+        Router::new()
+            .route("/me", get(|p: Principal| async move { p.id().to_owned() }))
+            .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "wrap the router in portcullis_tower::AuthLayer")]
+    async fn a_forgotten_auth_layer_is_caught() {
+        let response = me_without_the_auth_layer().await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        testing::assert_auth_layer_ran(&response);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_mistaken_for_it() {
+        let response = detail(StatusCode::INTERNAL_SERVER_ERROR, "boom");
+        testing::assert_auth_layer_ran(&response);
     }
 }

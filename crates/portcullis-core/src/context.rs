@@ -88,8 +88,6 @@ pub const MISSING_AUTH_LAYER: &str = "portcullis: the Principal extractor ran on
 
 #[cfg(feature = "axum")]
 mod axum_impl {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
     use axum_core::response::{IntoResponse, Response};
     use http::request::Parts;
@@ -97,15 +95,6 @@ mod axum_impl {
     use super::AuthContext;
     use crate::error::AuthError;
     use crate::principal::Principal;
-
-    static MISSING_LAYER: AtomicU64 = AtomicU64::new(0);
-
-    /// How many times an extractor found no authentication layer (for tests: it should stay
-    /// zero).
-    #[must_use]
-    pub fn missing_auth_layer_count() -> u64 {
-        MISSING_LAYER.load(Ordering::Relaxed)
-    }
 
     /// Why a [`Principal`] could not be extracted.
     #[derive(Debug, Clone)]
@@ -131,10 +120,10 @@ mod axum_impl {
     }
 
     fn context(parts: &Parts) -> Result<&AuthContext, PrincipalRejection> {
-        parts.extensions.get::<AuthContext>().ok_or_else(|| {
-            MISSING_LAYER.fetch_add(1, Ordering::Relaxed);
-            PrincipalRejection::MissingAuthLayer
-        })
+        parts
+            .extensions
+            .get::<AuthContext>()
+            .ok_or(PrincipalRejection::MissingAuthLayer)
     }
 
     impl<S: Send + Sync> FromRequestParts<S> for Principal {
@@ -166,4 +155,4 @@ mod axum_impl {
 }
 
 #[cfg(feature = "axum")]
-pub use axum_impl::{PrincipalRejection, missing_auth_layer_count};
+pub use axum_impl::PrincipalRejection;

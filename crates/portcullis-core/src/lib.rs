@@ -21,9 +21,9 @@ pub use audit::{
 };
 pub use authn::{AuthOutcome, Authenticator, AuthenticatorChain, ChainOutcome};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use context::{AuthContext, MISSING_AUTH_LAYER, PeerAddrFn, socket_addr_peer};
 #[cfg(feature = "axum")]
-pub use context::{PrincipalRejection, missing_auth_layer_count};
+pub use context::PrincipalRejection;
+pub use context::{AuthContext, MISSING_AUTH_LAYER, PeerAddrFn, socket_addr_peer};
 pub use credentials::{
     ApiKeySource, Credential, CredentialError, CredentialExtractor, Credentials,
     DEFAULT_MAX_COOKIE_HEADER_LEN, DEFAULT_MAX_COOKIE_HEADERS, DEFAULT_MAX_CREDENTIAL_LEN,
@@ -43,7 +43,7 @@ pub use principal::{
     UnknownAuthMethod,
 };
 pub use query::{AuditFilter, AuditQuery, FlushingQuery};
-pub use rejection::{JsonRejection, Rejection, missing_auth_layer};
+pub use rejection::{JsonRejection, MissingAuthLayer, Rejection, missing_auth_layer};
 pub use secret::{SecretString, constant_time_eq};
 
 /// Re-exported so implementors of the async traits use the same macro version.

@@ -39,17 +39,26 @@ pub trait Rejection: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// Marks the response of [`missing_auth_layer`] (a response extension), so that a test can
+/// tell the programming error from any other 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingAuthLayer;
+
 /// The answer to a request that no authentication layer handled (see
 /// [`Rejection::missing_auth_layer`]): 500, with the name of the missing layer in debug builds
-/// and a generic message in release builds.
+/// and a generic message in release builds, marked with [`MissingAuthLayer`] and logged as an
+/// error.
 #[must_use]
 pub fn missing_auth_layer() -> Response<String> {
+    tracing::error!(target: "portcullis", "{MISSING_AUTH_LAYER}");
     let detail = if cfg!(debug_assertions) {
         MISSING_AUTH_LAYER
     } else {
         "Internal server error"
     };
-    json(StatusCode::INTERNAL_SERVER_ERROR, detail)
+    let mut response = json(StatusCode::INTERNAL_SERVER_ERROR, detail);
+    response.extensions_mut().insert(MissingAuthLayer);
+    response
 }
 
 /// Sets `Retry-After` to whole seconds (at least 1).
