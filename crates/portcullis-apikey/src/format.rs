@@ -200,6 +200,7 @@ impl fmt::Display for KeyId {
 
 /// A key as presented, split into its parts. The secret stays redacted.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ParsedKey {
     /// The prefix it carried.
     pub prefix: KeyPrefix,
@@ -266,6 +267,7 @@ pub fn assemble_key(prefix: &KeyPrefix, id: &KeyId, secret: &str) -> Result<Stri
 
 /// A newly generated key: the full key, shown once, and its id.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct GeneratedKey {
     /// The whole key to hand to its owner (`Debug` prints `[redacted]`).
     pub key: SecretString,

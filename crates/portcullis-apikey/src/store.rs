@@ -185,11 +185,22 @@ impl KeyStore for MemoryStore {
 
 /// How to read an `api_keys.json` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileOptions {
     /// AmateRS `hash_keys`: when `true` (the default and the only safe choice), entries must
     /// carry `key_hash`; when `false`, entries may carry the key itself in `key`, which is
     /// hashed on load and never kept.
     pub hash_keys: bool,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl FileOptions {
+    /// Sets [`hash_keys`](Self::hash_keys).
+    #[must_use]
+    pub fn hash_keys(mut self, hash_keys: bool) -> Self {
+        self.hash_keys = hash_keys;
+        self
+    }
 }
 
 impl Default for FileOptions {

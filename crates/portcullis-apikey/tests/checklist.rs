@@ -550,7 +550,7 @@ fn amaters_key_file_works_as_is() {
 fn amaters_hash_keys_semantics_and_expiry_in_attributes() {
     let plaintext = r#"[{"id": "k", "key": "plain-key", "user_id": "u"}]"#;
     assert!(parse_key_file(plaintext, FileOptions::default()).is_err());
-    let records = parse_key_file(plaintext, FileOptions { hash_keys: false }).unwrap();
+    let records = parse_key_file(plaintext, FileOptions::default().hash_keys(false)).unwrap();
     assert_eq!(
         records[0].verifier,
         Verifier::Sha256(KeyHash::sha256("plain-key"))

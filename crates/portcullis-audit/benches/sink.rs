@@ -19,10 +19,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use portcullis_audit::{
     BufferConfig, BufferedSink, Durability, FileSinkConfig, JsonlFile, Rotation,
 };
-use portcullis_core::{AuditEvent, AuditEventType, AuditResult, AuditSink, OffsetDateTime};
+use portcullis_core::{
+    AuditEvent, AuditEventType, AuditResult, AuditSink, IdSource, OffsetDateTime, RandomIds,
+};
 
 fn event(n: u64) -> AuditEvent {
     AuditEvent::new(
+        RandomIds.event_id(),
         AuditEventType::Authorization,
         AuditResult::Allowed,
         OffsetDateTime::now_utc(),
@@ -49,19 +52,14 @@ fn ready<F: Future>(future: F) -> F::Output {
 fn sink(dir: &std::path::Path, capacity: usize) -> BufferedSink {
     let mut config = FileSinkConfig::new(dir.join("audit.jsonl"));
     config.durability = Durability::EveryBatch;
-    config.rotation = Rotation {
-        max_bytes: Some(256 * 1024 * 1024),
-        max_age: None,
-        keep: 2,
-    };
+    config.rotation = Rotation::default()
+        .max_bytes(Some(256 * 1024 * 1024))
+        .max_age(None)
+        .keep(2);
     let file = JsonlFile::open(config).unwrap();
     BufferedSink::new(
         file,
-        BufferConfig {
-            capacity,
-            max_batch: 4_096,
-            ..BufferConfig::default()
-        },
+        BufferConfig::default().capacity(capacity).max_batch(4_096),
     )
     .unwrap()
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use portcullis_core::{
-    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, OffsetDateTime,
+    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IdSource, RandomIds,
+    SystemClock,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,8 +29,16 @@ pub enum Overflow {
     DropAndCount,
 }
 
-/// Settings of a [`BufferedSink`].
-#[derive(Debug, Clone, Copy)]
+/// Settings of a [`BufferedSink`]: `BufferConfig::default()` and the setters below.
+///
+/// ```
+/// use portcullis_audit::{BufferConfig, Overflow};
+///
+/// let config = BufferConfig::default().capacity(1024).overflow(Overflow::FailClosed);
+/// assert_eq!(config.capacity, 1024);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BufferConfig {
     /// Events the queue holds.
     pub capacity: usize,
@@ -45,6 +54,10 @@ pub struct BufferConfig {
     /// millisecond. `record` returns when the event is queued either way, and `flush` ends the
     /// wait at once, so what is durable, and when, does not change.
     pub linger: Duration,
+    /// The clock of the events the sink writes itself (the drop report).
+    pub clock: Arc<dyn Clock>,
+    /// Where the ids of the events the sink writes itself come from.
+    pub ids: Arc<dyn IdSource>,
 }
 
 impl Default for BufferConfig {
@@ -54,7 +67,53 @@ impl Default for BufferConfig {
             max_batch: 4_096,
             overflow: Overflow::Block,
             linger: Duration::from_millis(1),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
         }
+    }
+}
+
+impl BufferConfig {
+    /// Events the queue holds (default 65,536).
+    #[must_use]
+    pub fn capacity(mut self, events: usize) -> Self {
+        self.capacity = events;
+        self
+    }
+
+    /// Most events written in one batch (default 4,096).
+    #[must_use]
+    pub fn max_batch(mut self, events: usize) -> Self {
+        self.max_batch = events;
+        self
+    }
+
+    /// The overflow policy (default [`Overflow::Block`]).
+    #[must_use]
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// How long the writer waits for a batch to fill (default 1 ms).
+    #[must_use]
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// The clock of the events the sink writes itself (default [`SystemClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where the ids of the events the sink writes itself come from (default [`RandomIds`]).
+    #[must_use]
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
     }
 }
 
@@ -183,6 +242,8 @@ impl BufferedSink {
             spent: spent.clone(),
             pending_drops: pending_drops.clone(),
             stats: stats.clone(),
+            clock: config.clock,
+            ids: config.ids,
         };
         std::thread::Builder::new()
             .name("portcullis-audit-writer".into())
@@ -287,6 +348,8 @@ struct Worker<W> {
     spent: Arc<Spent>,
     pending_drops: Arc<AtomicU64>,
     stats: Arc<BufferStats>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
 }
 
 impl<W: BatchWriter> Worker<W> {
@@ -389,9 +452,10 @@ impl<W: BatchWriter> Worker<W> {
             return;
         }
         let event = AuditEvent::new(
+            self.ids.event_id(),
             AuditEventType::SecurityViolation,
             AuditResult::Failure,
-            OffsetDateTime::now_utc(),
+            self.clock.now(),
         )
         .with_action("AUDIT_EVENTS_DROPPED")
         .with_reason(format!(

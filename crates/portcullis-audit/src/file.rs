@@ -26,6 +26,7 @@ pub enum Durability {
 
 /// When the file is rotated to `<path>.1`, `<path>.2`, … (newest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Rotation {
     /// Rotate when the file would grow past this many bytes.
     pub max_bytes: Option<u64>,
@@ -33,6 +34,30 @@ pub struct Rotation {
     pub max_age: Option<Duration>,
     /// Rotated files kept; older ones are deleted.
     pub keep: usize,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl Rotation {
+    /// Sets [`max_bytes`](Self::max_bytes).
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: Option<u64>) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets [`max_age`](Self::max_age).
+    #[must_use]
+    pub fn max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Sets [`keep`](Self::keep).
+    #[must_use]
+    pub fn keep(mut self, keep: usize) -> Self {
+        self.keep = keep;
+        self
+    }
 }
 
 impl Default for Rotation {
@@ -47,6 +72,7 @@ impl Default for Rotation {
 
 /// Configuration of a [`JsonlFile`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct FileSinkConfig {
     /// The file (AmateRS `audit_log_path`).
     pub path: PathBuf,
@@ -58,6 +84,44 @@ pub struct FileSinkConfig {
     pub chain: bool,
     /// How secrets are removed.
     pub redactor: Redactor,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl FileSinkConfig {
+    /// Sets [`path`](Self::path).
+    #[must_use]
+    pub fn path(mut self, path: PathBuf) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// Sets [`durability`](Self::durability).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets [`rotation`](Self::rotation).
+    #[must_use]
+    pub fn rotation(mut self, rotation: Rotation) -> Self {
+        self.rotation = rotation;
+        self
+    }
+
+    /// Sets [`chain`](Self::chain).
+    #[must_use]
+    pub fn chain(mut self, chain: bool) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    /// Sets [`redactor`](Self::redactor).
+    #[must_use]
+    pub fn redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
 }
 
 impl FileSinkConfig {

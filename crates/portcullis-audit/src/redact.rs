@@ -235,10 +235,11 @@ fn looks_like_jwt(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_core::{AuditEventType, AuditResult, OffsetDateTime};
+    use portcullis_core::{AuditEventType, AuditResult, IdSource, OffsetDateTime, SequentialIds};
 
     fn event() -> AuditEvent {
         AuditEvent::new(
+            SequentialIds::default().event_id(),
             AuditEventType::Authentication,
             AuditResult::Failure,
             OffsetDateTime::UNIX_EPOCH,

@@ -20,7 +20,7 @@ use portcullis_core::{
     AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, AuthMethod, OffsetDateTime,
     Principal, PrincipalKind,
 };
-use portcullis_core::{AuditFilter, AuditQuery, FlushingQuery};
+use portcullis_core::{AuditFilter, AuditQuery, FlushingQuery, IdSource, RandomIds};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("portcullis-audit-{name}-{}", std::process::id()));
@@ -31,6 +31,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn event(n: u64) -> AuditEvent {
     AuditEvent::new(
+        RandomIds.event_id(),
         AuditEventType::Authorization,
         AuditResult::Allowed,
         OffsetDateTime::now_utc(),
@@ -238,11 +239,10 @@ fn rotation_continues_the_chain_and_keeps_retention() {
     let dir = temp_dir("rotate");
     let path = dir.join("audit.jsonl");
     let mut config = FileSinkConfig::new(&path);
-    config.rotation = Rotation {
-        max_bytes: Some(4_000),
-        max_age: None,
-        keep: 3,
-    };
+    config.rotation = Rotation::default()
+        .max_bytes(Some(4_000))
+        .max_age(None)
+        .keep(3);
     let mut file = JsonlFile::open(config.clone()).unwrap();
     for n in 0..100 {
         file.write_batch(&mut [event(n)]).unwrap();
@@ -285,6 +285,7 @@ fn redaction_no_planted_secret_reaches_the_file() {
     .build()
     .unwrap();
     let planted = AuditEvent::new(
+        RandomIds.event_id(),
         AuditEventType::Authentication,
         AuditResult::Failure,
         OffsetDateTime::now_utc(),
@@ -397,12 +398,10 @@ impl BatchWriter for GatedWriter {
 #[test]
 fn fail_closed_refuses_when_the_queue_is_full() {
     let writer = GatedWriter::new();
-    let config = BufferConfig {
-        capacity: 8,
-        max_batch: 1,
-        overflow: Overflow::FailClosed,
-        ..BufferConfig::default()
-    };
+    let config = BufferConfig::default()
+        .capacity(8)
+        .max_batch(1)
+        .overflow(Overflow::FailClosed);
     let sink = BufferedSink::new(writer.clone(), config).unwrap();
     let rt = runtime();
     let results: Vec<Result<(), AuditError>> =
@@ -430,12 +429,10 @@ async fn futures_lite_collect(sink: &BufferedSink, n: u64) -> Vec<Result<(), Aud
 #[test]
 fn drop_and_count_reports_a_security_violation() {
     let writer = GatedWriter::new();
-    let config = BufferConfig {
-        capacity: 8,
-        max_batch: 1,
-        overflow: Overflow::DropAndCount,
-        ..BufferConfig::default()
-    };
+    let config = BufferConfig::default()
+        .capacity(8)
+        .max_batch(1)
+        .overflow(Overflow::DropAndCount);
     let sink = BufferedSink::new(writer.clone(), config).unwrap();
     let rt = runtime();
     let results = rt.block_on(async { futures_lite_collect(&sink, 40).await });
@@ -459,12 +456,10 @@ fn drop_and_count_reports_a_security_violation() {
 #[test]
 fn block_waits_and_loses_nothing() {
     let writer = GatedWriter::new();
-    let config = BufferConfig {
-        capacity: 4,
-        max_batch: 2,
-        overflow: Overflow::Block,
-        ..BufferConfig::default()
-    };
+    let config = BufferConfig::default()
+        .capacity(4)
+        .max_batch(2)
+        .overflow(Overflow::Block);
     let sink = Arc::new(BufferedSink::new(writer.clone(), config).unwrap());
     let rt = runtime();
     let producer = {
@@ -526,11 +521,10 @@ fn reader_filters_and_paginates_across_rotated_files() {
     let dir = temp_dir("reader");
     let path = dir.join("audit.jsonl");
     let mut config = FileSinkConfig::new(&path);
-    config.rotation = Rotation {
-        max_bytes: Some(3_000),
-        max_age: None,
-        keep: 100,
-    };
+    config.rotation = Rotation::default()
+        .max_bytes(Some(3_000))
+        .max_age(None)
+        .keep(100);
     let mut file = JsonlFile::open(config).unwrap();
     let alice = Principal::builder(
         "alice",
@@ -547,6 +541,7 @@ fn reader_filters_and_paginates_across_rotated_files() {
             AuditResult::Allowed
         };
         let mut e = AuditEvent::new(
+            RandomIds.event_id(),
             AuditEventType::Authorization,
             result,
             OffsetDateTime::now_utc(),
@@ -602,11 +597,26 @@ fn amaters_jq_queries_work_on_our_files() {
     .unwrap();
     let now = OffsetDateTime::now_utc();
     file.write_batch(&mut [
-        AuditEvent::new(AuditEventType::Authentication, AuditResult::Success, now)
-            .with_principal(&user),
-        AuditEvent::new(AuditEventType::Authorization, AuditResult::Denied, now)
-            .with_principal(&user),
-        AuditEvent::new(AuditEventType::Authorization, AuditResult::Allowed, now),
+        AuditEvent::new(
+            RandomIds.event_id(),
+            AuditEventType::Authentication,
+            AuditResult::Success,
+            now,
+        )
+        .with_principal(&user),
+        AuditEvent::new(
+            RandomIds.event_id(),
+            AuditEventType::Authorization,
+            AuditResult::Denied,
+            now,
+        )
+        .with_principal(&user),
+        AuditEvent::new(
+            RandomIds.event_id(),
+            AuditEventType::Authorization,
+            AuditResult::Allowed,
+            now,
+        ),
     ])
     .unwrap();
     drop(file);
@@ -656,10 +666,7 @@ impl BatchWriter for BatchCounter {
 #[test]
 fn the_writer_lingers_so_that_a_burst_is_one_batch() {
     let writer = BatchCounter::default();
-    let config = BufferConfig {
-        linger: std::time::Duration::from_millis(500),
-        ..BufferConfig::default()
-    };
+    let config = BufferConfig::default().linger(std::time::Duration::from_millis(500));
     let sink = BufferedSink::new(writer.clone(), config).unwrap();
     let rt = runtime();
     rt.block_on(async {
@@ -674,10 +681,7 @@ fn the_writer_lingers_so_that_a_burst_is_one_batch() {
     assert!(batches.len() <= 2, "{batches:?}");
     // Without lingering, written events still come back to the producers and nothing is lost.
     let writer = BatchCounter::default();
-    let config = BufferConfig {
-        linger: std::time::Duration::ZERO,
-        ..BufferConfig::default()
-    };
+    let config = BufferConfig::default().linger(std::time::Duration::ZERO);
     let sink = BufferedSink::new(writer.clone(), config).unwrap();
     rt.block_on(async {
         for i in 0..1_000 {
@@ -692,11 +696,8 @@ fn the_writer_lingers_so_that_a_burst_is_one_batch() {
 fn a_flushing_query_sees_every_event_recorded_before_it() {
     let dir = temp_dir("flushing-query");
     let path = dir.join("audit.jsonl");
-    let config = BufferConfig {
-        // Long enough that nothing reaches the file unless something flushes.
-        linger: std::time::Duration::from_secs(30),
-        ..BufferConfig::default()
-    };
+    // Long enough that nothing reaches the file unless something flushes.
+    let config = BufferConfig::default().linger(std::time::Duration::from_secs(30));
     let sink = Arc::new(
         BufferedSink::new(JsonlFile::open(FileSinkConfig::new(&path)).unwrap(), config).unwrap(),
     );

@@ -73,6 +73,7 @@ pub fn connect_info_peer(extensions: &Extensions) -> Option<IpAddr> {
 /// Query parameters of `GET /audit/logs` (the Aethera names).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AuditLogParams {
     /// The principal id.
     pub user_id: Option<String>,
@@ -90,6 +91,7 @@ pub struct AuditLogParams {
 
 /// The (action, resource) `GET /audit/logs` requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditLogAccess {
     /// The action asked of the policy.
     pub action: String,

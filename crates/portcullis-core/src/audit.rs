@@ -8,10 +8,8 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -28,24 +26,6 @@ use crate::principal::{AuthMethod, Principal, PrincipalKind};
 pub struct EventId(String);
 
 impl EventId {
-    /// A new random UUID v4 from the system CSPRNG (ring).
-    ///
-    /// Should the CSPRNG ever fail, the id is built from the time and a process-wide counter
-    /// instead: unique, though not unpredictable (ids are not secrets).
-    #[must_use]
-    pub fn new_v4() -> Self {
-        let mut bytes = [0u8; 16];
-        if !random_bytes(&mut bytes) {
-            static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
-            let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let (high, low) = bytes.split_at_mut(8);
-            high.copy_from_slice(&(nanos as u64).to_be_bytes());
-            low.copy_from_slice(&count.to_be_bytes());
-        }
-        Self::from_random_bytes(bytes)
-    }
-
     /// A UUID v4 from 16 random bytes (the version and variant bits are set here).
     #[must_use]
     pub fn from_random_bytes(mut bytes: [u8; 16]) -> Self {
@@ -79,42 +59,6 @@ impl EventId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// Fills `out` from a per-thread pool refilled 4 KiB at a time from the system CSPRNG, so an
-/// event id costs no system call. Returns `false` if the CSPRNG fails.
-fn random_bytes(out: &mut [u8; 16]) -> bool {
-    use std::cell::RefCell;
-    const POOL: usize = 4096;
-    thread_local! {
-        static RANDOM: RefCell<(Box<[u8; POOL]>, usize)> = RefCell::new((Box::new([0u8; POOL]), POOL));
-    }
-    RANDOM
-        .try_with(|cell| {
-            let Ok(mut pool) = cell.try_borrow_mut() else {
-                return SystemRandom::new().fill(out).is_ok();
-            };
-            let (bytes, used) = &mut *pool;
-            if *used + out.len() > POOL {
-                if SystemRandom::new().fill(&mut bytes[..]).is_err() {
-                    return false;
-                }
-                *used = 0;
-            }
-            match bytes.get(*used..*used + out.len()) {
-                Some(chunk) => {
-                    out.copy_from_slice(chunk);
-                    // Never hand out the same bytes twice.
-                    if let Some(spent) = bytes.get_mut(*used..*used + out.len()) {
-                        spent.fill(0);
-                    }
-                    *used += out.len();
-                    true
-                }
-                None => false,
-            }
-        })
-        .unwrap_or_else(|_| SystemRandom::new().fill(out).is_ok())
 }
 
 fn hex_digit(nibble: u8) -> char {
@@ -257,10 +201,12 @@ impl From<&Principal> for AuditPrincipal {
 /// One audit event, written as one JSON object per line.
 ///
 /// ```
-/// use portcullis_core::{AuditEvent, AuditEventType, AuditResult, Decision};
+/// use portcullis_core::{AuditEvent, AuditEventType, AuditResult, Decision, IdSource, SequentialIds};
 /// use time::macros::datetime;
 ///
+/// let ids = SequentialIds::default();
 /// let event = AuditEvent::new(
+///     ids.event_id(),
 ///     AuditEventType::Authorization,
 ///     AuditResult::Denied,
 ///     datetime!(2026-01-17 12:00 UTC),
@@ -339,11 +285,17 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// A new event with a fresh id.
+    /// A new event with the id `id` (from an [`IdSource`](crate::IdSource)) at `timestamp`
+    /// (from a [`Clock`](crate::Clock)).
     #[must_use]
-    pub fn new(event_type: AuditEventType, result: AuditResult, timestamp: OffsetDateTime) -> Self {
+    pub fn new(
+        id: EventId,
+        event_type: AuditEventType,
+        result: AuditResult,
+        timestamp: OffsetDateTime,
+    ) -> Self {
         Self {
-            id: EventId::new_v4(),
+            id,
             timestamp: timestamp.to_offset(time::UtcOffset::UTC),
             event_type,
             result,
@@ -568,22 +520,7 @@ impl<S: AuditSink + ?Sized> AuditSink for std::sync::Arc<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
-
-    #[test]
-    fn event_ids_are_uuid_v4() {
-        let mut seen = HashSet::new();
-        for _ in 0..1000 {
-            let id = EventId::new_v4();
-            let s = id.as_str();
-            assert_eq!(s.len(), 36);
-            let groups: Vec<_> = s.split('-').map(str::len).collect();
-            assert_eq!(groups, [8, 4, 4, 4, 12]);
-            assert_eq!(&s[14..15], "4");
-            assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"));
-            assert!(seen.insert(id));
-        }
-    }
+    use crate::{IdSource, SequentialIds};
 
     #[test]
     fn event_id_parsing() {
@@ -596,6 +533,7 @@ mod tests {
     #[test]
     fn resource_split() {
         let e = AuditEvent::new(
+            SequentialIds::default().event_id(),
             AuditEventType::Authorization,
             AuditResult::Allowed,
             OffsetDateTime::UNIX_EPOCH,
@@ -611,6 +549,7 @@ mod tests {
     #[test]
     fn control_characters_cannot_forge_lines() {
         let e = AuditEvent::new(
+            SequentialIds::default().event_id(),
             AuditEventType::Authorization,
             AuditResult::Denied,
             OffsetDateTime::UNIX_EPOCH,

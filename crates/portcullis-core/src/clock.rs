@@ -1,25 +1,25 @@
-//! Injected time.
+//! Injected time and event ids.
 //!
 //! Everything in Portcullis that compares against "now" (token expiry, certificate validity,
 //! policy time windows, audit timestamps) asks a [`Clock`] instead of reading the system time
-//! itself, so that expiry and time windows can be tested exactly.
+//! itself, so that expiry and time windows can be tested exactly; audit event ids come from
+//! an [`IdSource`] the same way.
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
+
+use crate::audit::EventId;
 
 /// A source of the current time.
 ///
 /// Implementations must be cheap: authenticators and policy engines call [`Clock::now`] on
 /// every request.
 ///
-/// ```
-/// use portcullis_core::{Clock, SystemClock};
-///
-/// let now = SystemClock.now();
-/// assert!(now.unix_timestamp() > 1_700_000_000);
-/// ```
+/// [`SystemClock`](crate::SystemClock) (feature `os`) reads the operating system's clock;
+/// [`ManualClock`] moves only when told to.
 pub trait Clock: Debug + Send + Sync {
     /// The current time, in UTC.
     fn now(&self) -> OffsetDateTime;
@@ -34,16 +34,6 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 impl<C: Clock + ?Sized> Clock for &C {
     fn now(&self) -> OffsetDateTime {
         (**self).now()
-    }
-}
-
-/// The operating system's wall clock.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
     }
 }
 
@@ -98,6 +88,52 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A source of audit event ids.
+///
+/// [`RandomIds`](crate::RandomIds) (feature `os`) makes UUID v4s from the system CSPRNG;
+/// [`SequentialIds`] counts, for tests that compare whole events.
+pub trait IdSource: Debug + Send + Sync {
+    /// A new id, never handed out before by this source.
+    fn event_id(&self) -> EventId;
+}
+
+impl<I: IdSource + ?Sized> IdSource for Arc<I> {
+    fn event_id(&self) -> EventId {
+        (**self).event_id()
+    }
+}
+
+impl<I: IdSource + ?Sized> IdSource for &I {
+    fn event_id(&self) -> EventId {
+        (**self).event_id()
+    }
+}
+
+/// Ids `00000000-0000-4000-8000-000000000001`, `…002`, … in order (well-formed UUID v4s,
+/// predictable on purpose): for tests.
+///
+/// ```
+/// use portcullis_core::{IdSource, SequentialIds};
+///
+/// let ids = SequentialIds::default();
+/// assert_eq!(ids.event_id().as_str(), "00000000-0000-4000-8000-000000000001");
+/// assert_eq!(ids.event_id().as_str(), "00000000-0000-4000-8000-000000000002");
+/// ```
+#[derive(Debug, Default)]
+pub struct SequentialIds {
+    last: AtomicU64,
+}
+
+impl IdSource for SequentialIds {
+    fn event_id(&self) -> EventId {
+        let n = self.last.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let mut bytes = [0u8; 16];
+        let (_, low) = bytes.split_at_mut(8);
+        low.copy_from_slice(&n.to_be_bytes());
+        EventId::from_random_bytes(bytes)
     }
 }
 

@@ -9,6 +9,9 @@ mod context;
 mod credentials;
 mod error;
 mod ip;
+mod location;
+#[cfg(feature = "os")]
+mod os;
 mod policy;
 mod principal;
 mod query;
@@ -20,7 +23,7 @@ pub use audit::{
     InvalidEventId,
 };
 pub use authn::{AuthOutcome, Authenticator, AuthenticatorChain, ChainOutcome};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, IdSource, ManualClock, SequentialIds};
 #[cfg(feature = "axum")]
 pub use context::PrincipalRejection;
 pub use context::{AuthContext, MISSING_AUTH_LAYER, PeerAddrFn, socket_addr_peer};
@@ -34,6 +37,9 @@ pub use error::{
     NOT_AUTHENTICATED, PERMISSION_REQUIRED, SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS,
 };
 pub use ip::{InvalidIpNet, IpNet};
+pub use location::Location;
+#[cfg(feature = "os")]
+pub use os::{RandomIds, SystemClock};
 pub use policy::{
     AccessRequest, Decision, DecisionReason, Effect, Grant, GrantSource, PolicyEngine,
     RequestContext,

@@ -12,8 +12,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use portcullis_core::{
-    AuditEvent, AuditEventType, AuditResult, AuthMethod, Decision, EventId, Principal,
-    PrincipalKind,
+    AuditEvent, AuditEventType, AuditResult, AuthMethod, Decision, EventId, IdSource, Principal,
+    PrincipalKind, SequentialIds,
 };
 use serde_json::Value;
 use time::macros::datetime;
@@ -71,6 +71,7 @@ fn denied_event() -> AuditEvent {
     .build()
     .unwrap();
     AuditEvent::new(
+        SequentialIds::default().event_id(),
         AuditEventType::Authorization,
         AuditResult::Denied,
         datetime!(2026-01-17 12:00 UTC),

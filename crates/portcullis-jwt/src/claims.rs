@@ -460,6 +460,7 @@ impl ClaimPath {
 
 /// How claims become a [`Principal`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClaimMapping {
     /// Where the roles are: an array of strings or a space-separated string. Default `roles`.
     pub roles: ClaimPath,
@@ -471,6 +472,44 @@ pub struct ClaimMapping {
     pub email: ClaimPath,
     /// How the principal authenticated (JWT for configured keys, OIDC for providers).
     pub auth_method: AuthMethod,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl ClaimMapping {
+    /// Sets [`roles`](Self::roles).
+    #[must_use]
+    pub fn roles(mut self, roles: ClaimPath) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    /// Sets [`tenant`](Self::tenant).
+    #[must_use]
+    pub fn tenant(mut self, tenant: Option<ClaimPath>) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Sets [`name`](Self::name).
+    #[must_use]
+    pub fn name(mut self, name: ClaimPath) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Sets [`email`](Self::email).
+    #[must_use]
+    pub fn email(mut self, email: ClaimPath) -> Self {
+        self.email = email;
+        self
+    }
+
+    /// Sets [`auth_method`](Self::auth_method).
+    #[must_use]
+    pub fn auth_method(mut self, auth_method: AuthMethod) -> Self {
+        self.auth_method = auth_method;
+        self
+    }
 }
 
 impl Default for ClaimMapping {

@@ -89,6 +89,7 @@ fn default_expiration() -> u64 {
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AmatersJwtConfig {
     /// Whether JWT authentication is on.
     #[serde(default = "default_true")]
@@ -125,6 +126,86 @@ pub struct AmatersJwtConfig {
     pub roles_claim: Option<String>,
 }
 
+/// Setters, one per field, for building a value from its default.
+impl AmatersJwtConfig {
+    /// Sets [`enabled`](Self::enabled).
+    #[must_use]
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets [`secret`](Self::secret).
+    #[must_use]
+    pub fn secret(mut self, secret: Option<SecretString>) -> Self {
+        self.secret = secret;
+        self
+    }
+
+    /// Sets [`public_key_path`](Self::public_key_path).
+    #[must_use]
+    pub fn public_key_path(mut self, public_key_path: Option<PathBuf>) -> Self {
+        self.public_key_path = public_key_path;
+        self
+    }
+
+    /// Sets [`private_key_path`](Self::private_key_path).
+    #[must_use]
+    pub fn private_key_path(mut self, private_key_path: Option<PathBuf>) -> Self {
+        self.private_key_path = private_key_path;
+        self
+    }
+
+    /// Sets [`algorithm`](Self::algorithm).
+    #[must_use]
+    pub fn algorithm(mut self, algorithm: String) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Sets [`expiration_secs`](Self::expiration_secs).
+    #[must_use]
+    pub fn expiration_secs(mut self, expiration_secs: u64) -> Self {
+        self.expiration_secs = expiration_secs;
+        self
+    }
+
+    /// Sets [`issuer`](Self::issuer).
+    #[must_use]
+    pub fn issuer(mut self, issuer: Option<String>) -> Self {
+        self.issuer = issuer;
+        self
+    }
+
+    /// Sets [`audience`](Self::audience).
+    #[must_use]
+    pub fn audience(mut self, audience: Option<String>) -> Self {
+        self.audience = audience;
+        self
+    }
+
+    /// Sets [`kid`](Self::kid).
+    #[must_use]
+    pub fn kid(mut self, kid: Option<String>) -> Self {
+        self.kid = kid;
+        self
+    }
+
+    /// Sets [`leeway_secs`](Self::leeway_secs).
+    #[must_use]
+    pub fn leeway_secs(mut self, leeway_secs: Option<u64>) -> Self {
+        self.leeway_secs = leeway_secs;
+        self
+    }
+
+    /// Sets [`roles_claim`](Self::roles_claim).
+    #[must_use]
+    pub fn roles_claim(mut self, roles_claim: Option<String>) -> Self {
+        self.roles_claim = roles_claim;
+        self
+    }
+}
+
 impl Default for AmatersJwtConfig {
     /// Enabled, HS256, tokens of one hour, no key yet.
     fn default() -> Self {
@@ -145,13 +226,16 @@ impl Default for AmatersJwtConfig {
 }
 
 impl AmatersJwtConfig {
-    fn algorithm(&self) -> Result<Algorithm, ConfigError> {
+    fn parsed_algorithm(&self) -> Result<Algorithm, ConfigError> {
         self.algorithm.parse::<Algorithm>().map_err(|_| {
             ConfigError::Invalid(format!("unsupported algorithm {:?}", self.algorithm))
         })
     }
 
-    fn secret(&self, placeholders: PlaceholderSecrets) -> Result<Option<&[u8]>, ConfigError> {
+    fn checked_secret(
+        &self,
+        placeholders: PlaceholderSecrets,
+    ) -> Result<Option<&[u8]>, ConfigError> {
         match &self.secret {
             None => Ok(None),
             Some(secret)
@@ -193,9 +277,9 @@ impl AmatersJwtConfig {
         if !self.enabled {
             return Err(ConfigError::Invalid("[auth.jwt] is not enabled".into()));
         }
-        let alg = self.algorithm()?;
+        let alg = self.parsed_algorithm()?;
         let mut keys = Vec::new();
-        if let Some(secret) = self.secret(placeholders)? {
+        if let Some(secret) = self.checked_secret(placeholders)? {
             // Both forms verify: tokens from other AmateRS components carry no kid, ours do.
             keys.push(VerificationKey::hmac(alg, secret)?);
             if let Some(kid) = &self.kid {
@@ -242,8 +326,8 @@ impl AmatersJwtConfig {
         base_dir: &Path,
         placeholders: PlaceholderSecrets,
     ) -> Result<Option<TokenIssuer>, ConfigError> {
-        let alg = self.algorithm()?;
-        let key = if let Some(secret) = self.secret(placeholders)? {
+        let alg = self.parsed_algorithm()?;
+        let key = if let Some(secret) = self.checked_secret(placeholders)? {
             SigningKey::hmac(self.kid.as_deref(), alg, secret)?
         } else if let Some(path) = &self.private_key_path {
             SigningKey::from_pem(self.kid.as_deref(), alg, &Self::read(base_dir, path)?)?
@@ -260,6 +344,7 @@ impl AmatersJwtConfig {
 /// The Aethera settings: `JWT_SECRET_KEY`, `JWT_ALGORITHM`, `ACCESS_TOKEN_EXPIRE_MINUTES`,
 /// `REFRESH_TOKEN_EXPIRE_DAYS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AetheraJwtSettings {
     /// `JWT_SECRET_KEY`.
     pub secret: SecretString,

@@ -200,6 +200,7 @@ impl SigningKey {
 
 /// What to put in a token.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TokenRequest {
     /// `sub`.
     pub subject: String,
@@ -284,6 +285,7 @@ impl TokenRequest {
 
 /// A signed token.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IssuedToken {
     /// The compact JWS.
     pub token: SecretString,

@@ -25,6 +25,7 @@ pub(crate) const MAX_KID_LEN: usize = 256;
 
 /// The protected header parameters Portcullis acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JoseHeader {
     /// The algorithm the token claims; checked against the key's own algorithm.
     pub alg: Algorithm,
@@ -287,6 +288,7 @@ mod tests {
 
 /// A verified JWS: its header and payload bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifiedJws {
     /// The protected header.
     pub header: JoseHeader,

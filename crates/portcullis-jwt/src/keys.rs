@@ -419,9 +419,20 @@ fn check_ec_point(alg: Algorithm, point: &[u8]) -> Result<(), KeyError> {
 /// `id_token_signing_alg_values_supported`) narrow it, and one RSA algorithm there binds such
 /// keys strictly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct JwkPolicy {
     /// The algorithm for symmetric keys without `alg` (default none: such keys are refused).
     pub default_hmac_alg: Option<Algorithm>,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl JwkPolicy {
+    /// Sets [`default_hmac_alg`](Self::default_hmac_alg).
+    #[must_use]
+    pub fn default_hmac_alg(mut self, default_hmac_alg: Option<Algorithm>) -> Self {
+        self.default_hmac_alg = default_hmac_alg;
+        self
+    }
 }
 
 /// A set of verification keys with exact `kid` lookup.

@@ -30,11 +30,29 @@ fn no_audience() -> ConfigError {
 
 /// Where a preset fetches from and with which settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProviderOptions {
     /// The HTTP client.
     pub fetcher: Arc<dyn HttpFetcher>,
     /// Cache settings.
     pub jwks: JwksOptions,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl ProviderOptions {
+    /// Sets [`fetcher`](Self::fetcher).
+    #[must_use]
+    pub fn fetcher(mut self, fetcher: Arc<dyn HttpFetcher>) -> Self {
+        self.fetcher = fetcher;
+        self
+    }
+
+    /// Sets [`jwks`](Self::jwks).
+    #[must_use]
+    pub fn jwks(mut self, jwks: JwksOptions) -> Self {
+        self.jwks = jwks;
+        self
+    }
 }
 
 impl ProviderOptions {

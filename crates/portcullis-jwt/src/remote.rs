@@ -38,11 +38,23 @@ use crate::keys::{JwkPolicy, KeySet, VerificationKey};
 
 /// A fetched document.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FetchedDocument {
     /// The response body (at most the requested number of bytes).
     pub body: Vec<u8>,
     /// The `Cache-Control` header, if any.
     pub cache_control: Option<String>,
+}
+
+impl FetchedDocument {
+    /// A response body and its `Cache-Control` header (for [`HttpFetcher`] implementations).
+    #[must_use]
+    pub fn new(body: Vec<u8>, cache_control: Option<String>) -> Self {
+        Self {
+            body,
+            cache_control,
+        }
+    }
 }
 
 /// Fetches a document over HTTP(S). Implement it to use your own HTTP client; the default,
@@ -91,6 +103,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Uri, FetchError> {
 
 /// Cache and fetch settings of a [`RemoteJwks`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JwksOptions {
     /// Minimum time between two fetches after a failed fetch (default 30 s).
     pub min_refetch_interval: Duration,
@@ -113,6 +126,79 @@ pub struct JwksOptions {
     pub max_bytes: usize,
     /// How JWKs without `alg` are bound.
     pub jwk_policy: JwkPolicy,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl JwksOptions {
+    /// Sets [`min_refetch_interval`](Self::min_refetch_interval).
+    #[must_use]
+    pub fn min_refetch_interval(mut self, min_refetch_interval: Duration) -> Self {
+        self.min_refetch_interval = min_refetch_interval;
+        self
+    }
+
+    /// Sets [`unknown_kid_burst`](Self::unknown_kid_burst).
+    #[must_use]
+    pub fn unknown_kid_burst(mut self, unknown_kid_burst: u32) -> Self {
+        self.unknown_kid_burst = unknown_kid_burst;
+        self
+    }
+
+    /// Sets [`unknown_kid_refill`](Self::unknown_kid_refill).
+    #[must_use]
+    pub fn unknown_kid_refill(mut self, unknown_kid_refill: Duration) -> Self {
+        self.unknown_kid_refill = unknown_kid_refill;
+        self
+    }
+
+    /// Sets [`default_max_age`](Self::default_max_age).
+    #[must_use]
+    pub fn default_max_age(mut self, default_max_age: Duration) -> Self {
+        self.default_max_age = default_max_age;
+        self
+    }
+
+    /// Sets [`min_max_age`](Self::min_max_age).
+    #[must_use]
+    pub fn min_max_age(mut self, min_max_age: Duration) -> Self {
+        self.min_max_age = min_max_age;
+        self
+    }
+
+    /// Sets [`max_max_age`](Self::max_max_age).
+    #[must_use]
+    pub fn max_max_age(mut self, max_max_age: Duration) -> Self {
+        self.max_max_age = max_max_age;
+        self
+    }
+
+    /// Sets [`stale_if_error`](Self::stale_if_error).
+    #[must_use]
+    pub fn stale_if_error(mut self, stale_if_error: Duration) -> Self {
+        self.stale_if_error = stale_if_error;
+        self
+    }
+
+    /// Sets [`timeout`](Self::timeout).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets [`jwk_policy`](Self::jwk_policy).
+    #[must_use]
+    pub fn jwk_policy(mut self, jwk_policy: JwkPolicy) -> Self {
+        self.jwk_policy = jwk_policy;
+        self
+    }
 }
 
 impl Default for JwksOptions {
@@ -228,6 +314,7 @@ pub struct RemoteJwks {
 
 /// What a [`RemoteJwks`] holds now (for health checks and tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JwksStatus {
     /// Number of keys in the current set (0 before the first successful fetch).
     pub keys: usize,

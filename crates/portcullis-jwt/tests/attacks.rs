@@ -1134,11 +1134,9 @@ async fn j33_hmac_tags_are_checked_whole_with_ring() {
 
 #[tokio::test]
 async fn claims_map_to_the_principal() {
-    let mapping = ClaimMapping {
-        roles: ClaimPath::new("realm_access.roles"),
-        tenant: Some(ClaimPath::new("tid")),
-        ..ClaimMapping::default()
-    };
+    let mapping = ClaimMapping::default()
+        .roles(ClaimPath::new("realm_access.roles"))
+        .tenant(Some(ClaimPath::new("tid")));
     let verifier = verifier_with(
         IssuerConfig::new(ISS, hmac_key())
             .audiences([AUD])

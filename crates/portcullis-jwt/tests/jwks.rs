@@ -381,10 +381,7 @@ async fn outage_serves_stale_keys_until_the_bound_then_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_endpoint_times_out_as_unavailable() {
-    let options = JwksOptions {
-        timeout: Duration::from_millis(200),
-        ..JwksOptions::default()
-    };
+    let options = JwksOptions::default().timeout(Duration::from_millis(200));
     let f = fixture(options).await;
     f.server.set(|s| s.delay = Duration::from_secs(3));
     let started = std::time::Instant::now();

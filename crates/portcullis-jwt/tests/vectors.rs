@@ -133,9 +133,7 @@ fn rfc_example(id: &str) -> Option<Value> {
 fn key_set(jwk: &Value) -> KeySet {
     KeySet::from_jwks_json(
         jwk.to_string().as_bytes(),
-        &JwkPolicy {
-            default_hmac_alg: Some(Algorithm::HS256),
-        },
+        &JwkPolicy::default().default_hmac_alg(Some(Algorithm::HS256)),
     )
     .unwrap()
 }
@@ -239,9 +237,7 @@ fn rfc_examples_that_must_be_rejected() {
             |k| {
                 KeySet::from_jwks_json(
                     k.to_string().as_bytes(),
-                    &JwkPolicy {
-                        default_hmac_alg: Some(Algorithm::HS256),
-                    },
+                    &JwkPolicy::default().default_hmac_alg(Some(Algorithm::HS256)),
                 )
                 .unwrap_or_else(|_| fallback.clone())
             },

@@ -67,6 +67,7 @@ pub enum RoleSource {
 
 /// What an [`MtlsAuthenticator`] requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MtlsPolicy {
     /// The EKU rule.
     pub eku: EkuPolicy,
@@ -86,6 +87,72 @@ pub struct MtlsPolicy {
     pub roles: RoleSource,
     /// The principal kind (default `Service`: certificates mostly identify workloads).
     pub kind: PrincipalKind,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl MtlsPolicy {
+    /// Sets [`eku`](Self::eku).
+    #[must_use]
+    pub fn eku(mut self, eku: EkuPolicy) -> Self {
+        self.eku = eku;
+        self
+    }
+
+    /// Sets [`revocation_depth`](Self::revocation_depth).
+    #[must_use]
+    pub fn revocation_depth(mut self, revocation_depth: RevocationDepth) -> Self {
+        self.revocation_depth = revocation_depth;
+        self
+    }
+
+    /// Sets [`unknown_status`](Self::unknown_status).
+    #[must_use]
+    pub fn unknown_status(mut self, unknown_status: UnknownStatus) -> Self {
+        self.unknown_status = unknown_status;
+        self
+    }
+
+    /// Sets [`max_chain_len`](Self::max_chain_len).
+    #[must_use]
+    pub fn max_chain_len(mut self, max_chain_len: usize) -> Self {
+        self.max_chain_len = max_chain_len;
+        self
+    }
+
+    /// Sets [`max_chain_bytes`](Self::max_chain_bytes).
+    #[must_use]
+    pub fn max_chain_bytes(mut self, max_chain_bytes: usize) -> Self {
+        self.max_chain_bytes = max_chain_bytes;
+        self
+    }
+
+    /// Sets [`identity`](Self::identity).
+    #[must_use]
+    pub fn identity(mut self, identity: IdentitySource) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Sets [`allowed_organizations`](Self::allowed_organizations).
+    #[must_use]
+    pub fn allowed_organizations(mut self, allowed_organizations: Vec<String>) -> Self {
+        self.allowed_organizations = allowed_organizations;
+        self
+    }
+
+    /// Sets [`roles`](Self::roles).
+    #[must_use]
+    pub fn roles(mut self, roles: RoleSource) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    /// Sets [`kind`](Self::kind).
+    #[must_use]
+    pub fn kind(mut self, kind: PrincipalKind) -> Self {
+        self.kind = kind;
+        self
+    }
 }
 
 impl Default for MtlsPolicy {

@@ -19,6 +19,7 @@ fn yes() -> bool {
 /// `allowed_organizations`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AmatersMtlsConfig {
     /// Whether client-certificate authentication is on.
     #[serde(default = "yes")]
@@ -38,6 +39,51 @@ pub struct AmatersMtlsConfig {
     /// applies.
     #[serde(default)]
     pub roles: HashMap<String, Vec<String>>,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl AmatersMtlsConfig {
+    /// Sets [`enabled`](Self::enabled).
+    #[must_use]
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets [`ca_certs_dir`](Self::ca_certs_dir).
+    #[must_use]
+    pub fn ca_certs_dir(mut self, ca_certs_dir: PathBuf) -> Self {
+        self.ca_certs_dir = ca_certs_dir;
+        self
+    }
+
+    /// Sets [`crl_path`](Self::crl_path).
+    #[must_use]
+    pub fn crl_path(mut self, crl_path: Option<PathBuf>) -> Self {
+        self.crl_path = crl_path;
+        self
+    }
+
+    /// Sets [`verify_cn`](Self::verify_cn).
+    #[must_use]
+    pub fn verify_cn(mut self, verify_cn: bool) -> Self {
+        self.verify_cn = verify_cn;
+        self
+    }
+
+    /// Sets [`allowed_organizations`](Self::allowed_organizations).
+    #[must_use]
+    pub fn allowed_organizations(mut self, allowed_organizations: Vec<String>) -> Self {
+        self.allowed_organizations = allowed_organizations;
+        self
+    }
+
+    /// Sets [`roles`](Self::roles).
+    #[must_use]
+    pub fn roles(mut self, roles: HashMap<String, Vec<String>>) -> Self {
+        self.roles = roles;
+        self
+    }
 }
 
 impl AmatersMtlsConfig {
@@ -108,6 +154,7 @@ impl AmatersMtlsConfig {
 /// AmateRS `[network]`: `tls_enabled`, `tls_cert`, `tls_key`, `tls_ca`, `require_client_cert`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AmatersNetworkConfig {
     /// Serve over TLS.
     #[serde(default = "yes")]
@@ -122,4 +169,42 @@ pub struct AmatersNetworkConfig {
     /// Refuse the handshake without a valid client certificate.
     #[serde(default = "yes")]
     pub require_client_cert: bool,
+}
+
+/// Setters, one per field, for building a value from its default.
+impl AmatersNetworkConfig {
+    /// Sets [`tls_enabled`](Self::tls_enabled).
+    #[must_use]
+    pub fn tls_enabled(mut self, tls_enabled: bool) -> Self {
+        self.tls_enabled = tls_enabled;
+        self
+    }
+
+    /// Sets [`tls_cert`](Self::tls_cert).
+    #[must_use]
+    pub fn tls_cert(mut self, tls_cert: PathBuf) -> Self {
+        self.tls_cert = tls_cert;
+        self
+    }
+
+    /// Sets [`tls_key`](Self::tls_key).
+    #[must_use]
+    pub fn tls_key(mut self, tls_key: PathBuf) -> Self {
+        self.tls_key = tls_key;
+        self
+    }
+
+    /// Sets [`tls_ca`](Self::tls_ca).
+    #[must_use]
+    pub fn tls_ca(mut self, tls_ca: Option<PathBuf>) -> Self {
+        self.tls_ca = tls_ca;
+        self
+    }
+
+    /// Sets [`require_client_cert`](Self::require_client_cert).
+    #[must_use]
+    pub fn require_client_cert(mut self, require_client_cert: bool) -> Self {
+        self.require_client_cert = require_client_cert;
+        self
+    }
 }

@@ -226,8 +226,8 @@ mod layer {
 
     use http::Request;
     use portcullis_core::{
-        AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, PeerAddrFn, PeerCertificates,
-        SystemClock, socket_addr_peer,
+        AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IdSource, PeerAddrFn,
+        PeerCertificates, RandomIds, SystemClock, socket_addr_peer,
     };
     use tower_service::Service;
 
@@ -243,6 +243,7 @@ mod layer {
         sink: Option<Arc<dyn AuditSink>>,
         peer: PeerAddrFn,
         clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
     }
 
     impl std::fmt::Debug for ForwardedCertLayer {
@@ -262,6 +263,7 @@ mod layer {
                 sink,
                 peer: socket_addr_peer,
                 clock: Arc::new(SystemClock),
+                ids: Arc::new(RandomIds),
             }
         }
 
@@ -270,6 +272,20 @@ mod layer {
         #[must_use]
         pub fn peer_addr(mut self, peer: PeerAddrFn) -> Self {
             self.peer = peer;
+            self
+        }
+
+        /// The clock of the violation events (default [`SystemClock`]).
+        #[must_use]
+        pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+            self.clock = clock;
+            self
+        }
+
+        /// Where the violation events' ids come from (default [`RandomIds`]).
+        #[must_use]
+        pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+            self.ids = ids;
             self
         }
     }
@@ -333,6 +349,7 @@ mod layer {
             Box::pin(async move {
                 if let (Some(reason), Some(sink)) = (violation, &layer.sink) {
                     let mut event = AuditEvent::new(
+                        layer.ids.event_id(),
                         AuditEventType::SecurityViolation,
                         AuditResult::Failure,
                         layer.clock.now(),

@@ -26,6 +26,7 @@ pub enum IdentitySource {
 
 /// A parsed SPIFFE ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpiffeId {
     /// The trust domain.
     pub trust_domain: String,

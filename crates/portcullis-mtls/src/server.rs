@@ -15,7 +15,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use portcullis_core::{
     AuditEvent, AuditEventType, AuditResult, AuditSink, AuthMethod, Clock,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_FIELDS, PeerCertificates, SystemClock,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_FIELDS, IdSource, PeerCertificates, RandomIds,
+    SystemClock,
 };
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -210,6 +211,7 @@ pub struct ServeOptions {
     max_buf_size: usize,
     audit: Option<Arc<dyn AuditSink>>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
 }
 
 impl fmt::Debug for ServeOptions {
@@ -237,6 +239,7 @@ impl ServeOptions {
             max_buf_size: (8 * DEFAULT_MAX_HEADER_BYTES).max(512 * 1024),
             audit: None,
             clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
         }
     }
 
@@ -256,6 +259,13 @@ impl ServeOptions {
     #[must_use]
     pub fn audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
+        self
+    }
+
+    /// Where the handshake events' ids come from (default [`RandomIds`]).
+    #[must_use]
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
         self
     }
 
@@ -375,6 +385,7 @@ async fn record_refused_handshake(
         return;
     };
     let mut event = AuditEvent::new(
+        options.ids.event_id(),
         AuditEventType::Authentication,
         AuditResult::Failure,
         options.clock.now(),

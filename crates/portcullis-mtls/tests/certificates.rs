@@ -140,10 +140,7 @@ fn the_client_auth_eku_is_required_by_default() {
     let lenient = authenticator(
         &pki,
         &[],
-        MtlsPolicy {
-            eku: EkuPolicy::InsecureClientAuthIfPresent,
-            ..MtlsPolicy::default()
-        },
+        MtlsPolicy::default().eku(EkuPolicy::InsecureClientAuthIfPresent),
     );
     assert!(lenient.verify(&chain(&pki, no_eku)).is_ok());
     assert!(lenient.verify(&chain(&pki, server_only)).is_err());
@@ -238,10 +235,7 @@ fn crls_revoke_end_entities_and_intermediates() {
     let ee_only = authenticator(
         &pki,
         &[intermediate_crl, revoking_root],
-        MtlsPolicy {
-            revocation_depth: RevocationDepth::EndEntity,
-            ..MtlsPolicy::default()
-        },
+        MtlsPolicy::default().revocation_depth(RevocationDepth::EndEntity),
     );
     assert!(ee_only.verify(&chain(&pki, good)).is_ok());
     root_params.revoked_certs.clear();
@@ -286,10 +280,7 @@ fn a_crl_swapped_at_run_time_revokes_without_a_restart() {
 #[test]
 fn organizations_and_dn_injection() {
     let pki = pki();
-    let policy = MtlsPolicy {
-        allowed_organizations: vec!["admin".into(), "Acme".into()],
-        ..MtlsPolicy::default()
-    };
+    let policy = MtlsPolicy::default().allowed_organizations(vec!["admin".into(), "Acme".into()]);
     let auth = authenticator(&pki, &[], policy);
     let acme = leaf(&pki.intermediate, "alice", 50, |p| {
         p.distinguished_name.push(DnType::OrganizationName, "Acme")
@@ -322,11 +313,9 @@ fn chain_bounds_are_checked_before_parsing() {
     let auth = authenticator(
         &pki,
         &[],
-        MtlsPolicy {
-            max_chain_len: 2,
-            max_chain_bytes: 8 * 1024,
-            ..MtlsPolicy::default()
-        },
+        MtlsPolicy::default()
+            .max_chain_len(2)
+            .max_chain_bytes(8 * 1024),
     );
     let cert = leaf(&pki.intermediate, "c", 60, |_| {});
     let long = PeerCertificates::new(vec![
@@ -369,13 +358,11 @@ fn identities_from_san_and_spiffe_and_roles() {
     let spiffe = authenticator(
         &pki,
         &[],
-        MtlsPolicy {
-            identity: IdentitySource::Spiffe {
+        MtlsPolicy::default()
+            .identity(IdentitySource::Spiffe {
                 trust_domain: Some("prod.example".into()),
-            },
-            roles: RoleSource::OrganizationalUnits,
-            ..MtlsPolicy::default()
-        },
+            })
+            .roles(RoleSource::OrganizationalUnits),
     );
     let principal = spiffe.verify(&chain(&pki, svid.clone())).unwrap();
     assert_eq!(principal.id(), "spiffe://prod.example/ns/billing/sa/api");
@@ -383,12 +370,9 @@ fn identities_from_san_and_spiffe_and_roles() {
     let other_domain = authenticator(
         &pki,
         &[],
-        MtlsPolicy {
-            identity: IdentitySource::Spiffe {
-                trust_domain: Some("staging.example".into()),
-            },
-            ..MtlsPolicy::default()
-        },
+        MtlsPolicy::default().identity(IdentitySource::Spiffe {
+            trust_domain: Some("staging.example".into()),
+        }),
     );
     assert!(matches!(
         other_domain.verify(&chain(&pki, svid)),
@@ -402,11 +386,9 @@ fn identities_from_san_and_spiffe_and_roles() {
     let by_email = authenticator(
         &pki,
         &[],
-        MtlsPolicy {
-            identity: IdentitySource::SanEmail,
-            roles: RoleSource::Table(table),
-            ..MtlsPolicy::default()
-        },
+        MtlsPolicy::default()
+            .identity(IdentitySource::SanEmail)
+            .roles(RoleSource::Table(table)),
     );
     let principal = by_email.verify(&chain(&pki, mailer)).unwrap();
     assert_eq!(principal.roles(), ["admin"]);

@@ -336,10 +336,7 @@ async fn server_with(
     let material = TrustMaterial::new(std::slice::from_ref(&root.der), &crls, now()).unwrap();
     let authenticator = MtlsAuthenticator::new(
         Arc::new(TrustStore::new(material)),
-        MtlsPolicy {
-            allowed_organizations: vec!["Example".into()],
-            ..MtlsPolicy::default()
-        },
+        MtlsPolicy::default().allowed_organizations(vec!["Example".into()]),
     );
     let config = server_config(
         vec![server_cert],

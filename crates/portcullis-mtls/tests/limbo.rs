@@ -80,11 +80,9 @@ fn crl_and_pathlen_cases_are_not_client_certificates() {
         };
         let authenticator = MtlsAuthenticator::new(
             Arc::new(TrustStore::new(material)),
-            MtlsPolicy {
-                identity: IdentitySource::SanDns,
-                max_chain_len: 16,
-                ..MtlsPolicy::default()
-            },
+            MtlsPolicy::default()
+                .identity(IdentitySource::SanDns)
+                .max_chain_len(16),
         )
         .with_clock(Arc::new(ManualClock::new(time)));
         let result = authenticator.verify(&PeerCertificates::new(chain));
@@ -131,11 +129,9 @@ fn client_authentication_cases() {
             TrustMaterial::new(&certs(&case["trusted_certs"]), &crls, time).is_ok_and(|material| {
                 let authenticator = MtlsAuthenticator::new(
                     Arc::new(TrustStore::new(material)),
-                    MtlsPolicy {
-                        identity: IdentitySource::SanEmail,
-                        max_chain_len: 16,
-                        ..MtlsPolicy::default()
-                    },
+                    MtlsPolicy::default()
+                        .identity(IdentitySource::SanEmail)
+                        .max_chain_len(16),
                 )
                 .with_clock(Arc::new(ManualClock::new(time)));
                 authenticator.verify(&PeerCertificates::new(chain)).is_ok()

@@ -12,6 +12,7 @@ use crate::validate::{Policy, Rule, ancestors};
 
 /// A set of resource ids within one type (the part after `type:`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Scope {
     /// Every id.
     pub everything: bool,
@@ -149,6 +150,7 @@ fn escape_like(text: &str) -> String {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Permitted {
     /// Ids some rule allows.
     pub allowed: Scope,

@@ -28,6 +28,6 @@ pub use pattern::{
     check_resource,
 };
 pub use validate::{
-    IssueKind, Location, MAX_POLICY_FILE_LEN, MAX_ROLE_NAME_LEN, Policy, PolicyError, Severity,
+    IssueKind, MAX_POLICY_FILE_LEN, MAX_ROLE_NAME_LEN, Policy, PolicyError, Severity,
     ValidationIssue, ValidationReport,
 };

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
+use portcullis_core::Location;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -16,21 +17,6 @@ use crate::pattern::ResourcePattern;
 
 /// Longest role name, in bytes.
 pub const MAX_ROLE_NAME_LEN: usize = 128;
-
-/// A place in a roles file (1-based).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Location {
-    /// Line, from 1.
-    pub line: usize,
-    /// Column in characters, from 1.
-    pub column: usize,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,6 +68,7 @@ pub enum IssueKind {
 
 /// One problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ValidationIssue {
     /// Error or warning.
     pub severity: Severity,
@@ -176,6 +163,7 @@ impl fmt::Display for ValidationReport {
 /// A policy could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid policy:\n{report}")]
+#[non_exhaustive]
 pub struct PolicyError {
     /// Everything that is wrong (and the warnings).
     pub report: ValidationReport,
@@ -216,7 +204,7 @@ impl SourceMap {
         let line = self.line_starts.partition_point(|start| *start <= offset);
         let line_start = self.line_starts.get(line.checked_sub(1)?).copied()?;
         let column = self.text.get(line_start..offset)?.chars().count() + 1;
-        Some(Location { line, column })
+        Some(Location::new(line, column))
     }
 
     fn role(&self, index: usize) -> Option<&RoleSpans> {

@@ -8,7 +8,8 @@
     reason = "test helpers outside #[test] functions: a failed assertion is the point"
 )]
 
-use portcullis_rbac::{IssueKind, Location, Policy, PolicyDocument, RoleDef, RuleDef, Severity};
+use portcullis_core::Location;
+use portcullis_rbac::{IssueKind, Policy, PolicyDocument, RoleDef, RuleDef, Severity};
 
 fn issues(toml: &str) -> Vec<(Severity, IssueKind, Option<Location>)> {
     let report = match Policy::from_toml(toml) {

@@ -11,8 +11,8 @@ use std::time::Instant;
 use http::{Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
-    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IpNet, JsonRejection,
-    PeerAddrFn, Rejection, SystemClock, socket_addr_peer,
+    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IdSource, IpNet,
+    JsonRejection, PeerAddrFn, RandomIds, Rejection, SystemClock, socket_addr_peer,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -34,6 +34,7 @@ pub struct AuditLayer {
     trusted_proxies: Arc<[IpNet]>,
     peer: PeerAddrFn,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
     rejection: Arc<dyn Rejection>,
 }
 
@@ -54,6 +55,7 @@ impl AuditLayer {
             trusted_proxies: Arc::from([]),
             peer: socket_addr_peer,
             clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
             rejection: Arc::new(JsonRejection),
         }
     }
@@ -76,6 +78,13 @@ impl AuditLayer {
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Where event ids come from (default [`RandomIds`]: UUID v4s from the CSPRNG).
+    #[must_use]
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
         self
     }
 
@@ -222,7 +231,7 @@ fn build_event<B>(
     let auth = response.and_then(|r| r.extensions().get::<AuthRecord>());
     let decision = response.and_then(|r| r.extensions().get::<DecisionRecord>());
     let (event_type, result) = classify(response.is_some(), status, auth, decision);
-    let mut event = AuditEvent::new(event_type, result, layer.clock.now())
+    let mut event = AuditEvent::new(layer.ids.event_id(), event_type, result, layer.clock.now())
         .with_http(info.method, info.path, Some(status))
         .with_latency(info.started.elapsed());
     if let Some(ip) = info.source_ip {

@@ -146,10 +146,7 @@ fn jwt_with_jwks_down() -> Arc<dyn Authenticator> {
     let remote = RemoteJwks::new(
         &url,
         Arc::new(portcullis_jwt::HyperFetcher::new().unwrap()),
-        JwksOptions {
-            timeout: Duration::from_millis(500),
-            ..JwksOptions::default()
-        },
+        JwksOptions::default().timeout(Duration::from_millis(500)),
     )
     .unwrap();
     Arc::new(

@@ -143,12 +143,9 @@ fn client_certificate() -> (
     let ca = pki::ca("Stack Test CA", None);
     let leaf_der = pki::leaf(&ca, "svc-mtls", 2, |_| {});
     let material = portcullis_mtls::TrustMaterial::new(&[ca.der], &[], pki::now()).unwrap();
-    let policy = portcullis_mtls::MtlsPolicy {
-        roles: portcullis_mtls::RoleSource::Table(
-            [("svc-mtls".to_owned(), vec!["reader".to_owned()])].into(),
-        ),
-        ..portcullis_mtls::MtlsPolicy::default()
-    };
+    let policy = portcullis_mtls::MtlsPolicy::default().roles(portcullis_mtls::RoleSource::Table(
+        [("svc-mtls".to_owned(), vec!["reader".to_owned()])].into(),
+    ));
     let authenticator = portcullis_mtls::MtlsAuthenticator::new(
         Arc::new(portcullis_mtls::TrustStore::new(material)),
         policy,
@@ -386,10 +383,7 @@ async fn a_jwks_endpoint_that_is_down_gives_503() {
     let remote = RemoteJwks::new(
         &url,
         Arc::new(portcullis_jwt::HyperFetcher::new().unwrap()),
-        JwksOptions {
-            timeout: Duration::from_millis(500),
-            ..JwksOptions::default()
-        },
+        JwksOptions::default().timeout(Duration::from_millis(500)),
     )
     .unwrap();
     let jwt = JwtAuthenticator::builder()

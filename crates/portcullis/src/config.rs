@@ -89,7 +89,7 @@ use portcullis_mtls::{AmatersMtlsConfig, AmatersNetworkConfig};
 use serde::Deserialize;
 
 pub use build::Stack;
-pub use locate::Location;
+pub use portcullis_core::Location;
 
 fn yes() -> bool {
     true

@@ -237,14 +237,8 @@ impl Config {
                 let file = JsonlFile::open(FileSinkConfig::new(&path))
                     .map_err(|e| fail("audit_log_path", e.to_string()))?;
                 let buffered = Arc::new(
-                    BufferedSink::new(
-                        file,
-                        BufferConfig {
-                            overflow: Overflow::Block,
-                            ..BufferConfig::default()
-                        },
-                    )
-                    .map_err(|e| fail("audit_log_path", e.to_string()))?,
+                    BufferedSink::new(file, BufferConfig::default().overflow(Overflow::Block))
+                        .map_err(|e| fail("audit_log_path", e.to_string()))?,
                 );
                 (buffered.clone(), Some(buffered), Some(path))
             }

@@ -1,32 +1,11 @@
 //! Places in a configuration file: a byte offset or a dotted key path, as line and column.
 
-use std::fmt;
-
+use portcullis_core::Location;
 use toml::de::{DeTable, DeValue};
-
-/// A place in a file (1-based line and column, columns in characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub struct Location {
-    /// Line, from 1.
-    pub line: usize,
-    /// Column, from 1.
-    pub column: usize,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
 
 /// The line and column of byte `offset` of `text`.
 pub(crate) fn offset(text: &str, offset: usize) -> Option<Location> {
-    let before = text.get(..offset)?;
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..)?.chars().count() + 1;
-    Some(Location { line, column })
+    Location::at(text, offset)
 }
 
 /// Where the value of `key` (`auth.jwt.secret`; a table's path gives its header) is in
@@ -65,16 +44,10 @@ mod tests {
     #[test]
     fn keys_are_found_where_they_are_written() {
         let text = "audit_log_path = \"a\"\n\n[auth.jwt]\nenabled = true\nsecret = \"x\"\n\n[[authz.routes]]\nroute = \"GET /\"\n";
-        assert_eq!(
-            key(text, "audit_log_path"),
-            Some(Location { line: 1, column: 1 })
-        );
-        assert_eq!(
-            key(text, "auth.jwt.secret"),
-            Some(Location { line: 5, column: 1 })
-        );
+        assert_eq!(key(text, "audit_log_path"), Some(Location::new(1, 1)));
+        assert_eq!(key(text, "auth.jwt.secret"), Some(Location::new(5, 1)));
         assert_eq!(key(text, "authz.routes.route").map(|l| l.line), Some(8));
         assert_eq!(key(text, "auth.api_key"), None);
-        assert_eq!(offset("ab\ncd", 4), Some(Location { line: 2, column: 2 }));
+        assert_eq!(offset("ab\ncd", 4), Some(Location::new(2, 2)));
     }
 }

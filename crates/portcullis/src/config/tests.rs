@@ -37,7 +37,7 @@ fn the_environment_wins_and_is_reported_as_the_origin() {
     );
     assert_eq!(
         config.origin("auth.jwt.algorithm"),
-        Origin::File(Some(Location { line: 4, column: 1 }))
+        Origin::File(Some(Location::new(4, 1)))
     );
     let shown = config.show();
     assert!(
@@ -105,10 +105,7 @@ default_mode = \"allow-all\"
         ],
         "{problems:#?}"
     );
-    assert_eq!(
-        problems[0].origin,
-        Origin::File(Some(Location { line: 4, column: 1 }))
-    );
+    assert_eq!(problems[0].origin, Origin::File(Some(Location::new(4, 1))));
     assert!(problems[0].hint.is_some());
     // In development the placeholder secret is accepted.
     let dev = config.clone().insecure_development();
