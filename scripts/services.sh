@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a PostgreSQL server and a Redis server are running on 127.0.0.1 for the tests,
 # installing them from Debian packages when missing and starting them when stopped, and that
-# the command-line peers the tests use (jq, openssl, PyJWT, Node.js with oidc-provider) are
+# the command-line peers the tests use (jq, openssl, nginx, PyJWT, prometheus_client, Node.js
+# with oidc-provider) are
 # installed. Creates a `portcullis`
 # role and a `portcullis_test` database. Idempotent: run it as often as you like.
 #
@@ -43,6 +44,11 @@ as_postgres() { $SUDO -u postgres "$@" 2>/dev/null || runuser -u postgres -- "$@
 missing=()
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# nginx: the mTLS tests put a real TLS terminator in front of forwarded certificates (the
+# tests start their own instance on a free port; the package's service is not needed).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if apt-cache show nginx-light >/dev/null 2>&1; then missing+=(nginx-light); else missing+=(nginx); fi
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
@@ -50,6 +56,11 @@ fi
 if ! python3 -c "import jwt, cryptography" >/dev/null 2>&1; then
   log "pip install pyjwt[crypto]"
   python3 -m pip install --quiet --disable-pip-version-check "pyjwt[crypto]>=2.10" >&2
+fi
+# prometheus_client: its parser reads the quickstart's /metrics as Prometheus would.
+if ! python3 -c "import prometheus_client" >/dev/null 2>&1; then
+  log "pip install prometheus_client"
+  python3 -m pip install --quiet --disable-pip-version-check "prometheus_client>=0.20" >&2
 fi
 
 # panva's oidc-provider (a real OpenID Provider for the JWT tests), from the npm registry,

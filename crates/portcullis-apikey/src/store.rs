@@ -193,7 +193,7 @@ pub struct FileOptions {
     pub hash_keys: bool,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl FileOptions {
     /// Sets [`hash_keys`](Self::hash_keys).
     #[must_use]

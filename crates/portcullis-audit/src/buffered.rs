@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use portcullis_core::{
-    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IdSource, RandomIds,
-    SystemClock,
+    AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IdSource, Measurement,
+    Metrics, RandomIds, SystemClock,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,6 +58,9 @@ pub struct BufferConfig {
     pub clock: Arc<dyn Clock>,
     /// Where the ids of the events the sink writes itself come from.
     pub ids: Arc<dyn IdSource>,
+    /// Told the queue depth after each event is queued and each batch is written
+    /// ([`Measurement::AuditQueueDepth`]).
+    pub metrics: Option<Arc<dyn Metrics>>,
 }
 
 impl Default for BufferConfig {
@@ -69,6 +72,7 @@ impl Default for BufferConfig {
             linger: Duration::from_millis(1),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
+            metrics: None,
         }
     }
 }
@@ -113,6 +117,13 @@ impl BufferConfig {
     #[must_use]
     pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
         self.ids = ids;
+        self
+    }
+
+    /// Reports the queue depth to `metrics` (default: to no one).
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 }
@@ -176,6 +187,7 @@ pub struct BufferedSink {
     spent: Arc<Spent>,
     pending_drops: Arc<AtomicU64>,
     stats: Arc<BufferStats>,
+    metrics: Option<Arc<dyn Metrics>>,
 }
 
 /// Events the writer has written, handed back so that the request threads that allocated
@@ -244,6 +256,7 @@ impl BufferedSink {
             stats: stats.clone(),
             clock: config.clock,
             ids: config.ids,
+            metrics: config.metrics.clone(),
         };
         std::thread::Builder::new()
             .name("portcullis-audit-writer".into())
@@ -257,7 +270,14 @@ impl BufferedSink {
             spent,
             pending_drops,
             stats,
+            metrics: config.metrics,
         })
+    }
+
+    /// Events waiting in the queue now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
     }
 
     /// The counters.
@@ -308,7 +328,7 @@ impl AuditSink for BufferedSink {
         let message = Message::Event(Box::new(event));
         // Freed here, once the new event is queued (see `Spent`).
         let _written = self.spent.take_some();
-        match self.overflow {
+        let queued = match self.overflow {
             Overflow::Block => self
                 .sender
                 .send(message)
@@ -331,7 +351,11 @@ impl AuditSink for BufferedSink {
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(AuditError::Closed),
             },
+        };
+        if let Some(metrics) = &self.metrics {
+            metrics.record(Measurement::AuditQueueDepth(self.queued()));
         }
+        queued
     }
 
     async fn flush(&self) -> Result<(), AuditError> {
@@ -350,6 +374,7 @@ struct Worker<W> {
     stats: Arc<BufferStats>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
+    metrics: Option<Arc<dyn Metrics>>,
 }
 
 impl<W: BatchWriter> Worker<W> {
@@ -435,6 +460,9 @@ impl<W: BatchWriter> Worker<W> {
                 Ok(()) => {
                     self.stats.written.fetch_add(count, Ordering::Relaxed);
                     self.spent.give_back(batch);
+                    if let Some(metrics) = &self.metrics {
+                        metrics.record(Measurement::AuditQueueDepth(self.receiver.len()));
+                    }
                     return;
                 }
                 Err(_) => {

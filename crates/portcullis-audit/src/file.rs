@@ -36,7 +36,7 @@ pub struct Rotation {
     pub keep: usize,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl Rotation {
     /// Sets [`max_bytes`](Self::max_bytes).
     #[must_use]
@@ -86,7 +86,7 @@ pub struct FileSinkConfig {
     pub redactor: Redactor,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl FileSinkConfig {
     /// Sets [`path`](Self::path).
     #[must_use]

@@ -10,6 +10,7 @@ mod credentials;
 mod error;
 mod ip;
 mod location;
+mod metrics;
 #[cfg(feature = "os")]
 mod os;
 mod policy;
@@ -38,6 +39,7 @@ pub use error::{
 };
 pub use ip::{InvalidIpNet, IpNet};
 pub use location::Location;
+pub use metrics::{AuthenticationOutcome, CounterSnapshot, Counters, Measurement, Metrics};
 #[cfg(feature = "os")]
 pub use os::{RandomIds, SystemClock};
 pub use policy::{

@@ -474,7 +474,7 @@ pub struct ClaimMapping {
     pub auth_method: AuthMethod,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl ClaimMapping {
     /// Sets [`roles`](Self::roles).
     #[must_use]

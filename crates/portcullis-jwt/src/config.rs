@@ -126,7 +126,7 @@ pub struct AmatersJwtConfig {
     pub roles_claim: Option<String>,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl AmatersJwtConfig {
     /// Sets [`enabled`](Self::enabled).
     #[must_use]

@@ -425,7 +425,7 @@ pub struct JwkPolicy {
     pub default_hmac_alg: Option<Algorithm>,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl JwkPolicy {
     /// Sets [`default_hmac_alg`](Self::default_hmac_alg).
     #[must_use]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use portcullis_core::AuthMethod;
+use portcullis_core::{AuthMethod, Metrics};
 
 use crate::authenticator::{IssuerConfig, IssuerMatcher};
 use crate::claims::{ClaimMapping, ClaimPath, TokenProfile};
@@ -36,9 +36,11 @@ pub struct ProviderOptions {
     pub fetcher: Arc<dyn HttpFetcher>,
     /// Cache settings.
     pub jwks: JwksOptions,
+    /// Told of every JWKS and discovery fetch.
+    pub metrics: Option<Arc<dyn Metrics>>,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl ProviderOptions {
     /// Sets [`fetcher`](Self::fetcher).
     #[must_use]
@@ -53,6 +55,20 @@ impl ProviderOptions {
         self.jwks = jwks;
         self
     }
+
+    /// Counts the fetches of the key sets made with these options.
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn counted(&self, remote: RemoteJwks) -> RemoteJwks {
+        match &self.metrics {
+            Some(metrics) => remote.with_metrics(Arc::clone(metrics)),
+            None => remote,
+        }
+    }
 }
 
 impl ProviderOptions {
@@ -62,11 +78,14 @@ impl ProviderOptions {
         Self {
             fetcher,
             jwks: JwksOptions::default(),
+            metrics: None,
         }
     }
 
     fn remote(&self, jwks_uri: &str) -> Result<RemoteJwks, ConfigError> {
-        RemoteJwks::new(jwks_uri, Arc::clone(&self.fetcher), self.jwks.clone()).map_err(fetch_error)
+        RemoteJwks::new(jwks_uri, Arc::clone(&self.fetcher), self.jwks.clone())
+            .map(|remote| self.counted(remote))
+            .map_err(fetch_error)
     }
 }
 
@@ -191,6 +210,7 @@ pub fn discovered(
     options: &ProviderOptions,
 ) -> Result<IssuerConfig, ConfigError> {
     let remote = RemoteJwks::discover(issuer, Arc::clone(&options.fetcher), options.jwks.clone())
+        .map(|remote| options.counted(remote))
         .map_err(fetch_error)?;
     Ok(IssuerConfig::new(issuer, remote)
         .audiences(audiences(audiences_list)?)

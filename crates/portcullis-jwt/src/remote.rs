@@ -28,7 +28,7 @@ use crate::algorithm::Algorithm;
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use http::Uri;
-use portcullis_core::{Clock, SystemClock};
+use portcullis_core::{Clock, Measurement, Metrics, SystemClock};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -128,7 +128,7 @@ pub struct JwksOptions {
     pub jwk_policy: JwkPolicy,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl JwksOptions {
     /// Sets [`min_refetch_interval`](Self::min_refetch_interval).
     #[must_use]
@@ -294,6 +294,7 @@ struct Inner {
     discovered_algorithms: ArcSwapOption<Vec<Algorithm>>,
     refresh: tokio::sync::Mutex<RefreshState>,
     fetches: AtomicU64,
+    metrics: Option<Arc<dyn Metrics>>,
 }
 
 impl fmt::Debug for Inner {
@@ -377,6 +378,7 @@ impl RemoteJwks {
                 discovered_algorithms: ArcSwapOption::empty(),
                 refresh: tokio::sync::Mutex::new(RefreshState::default()),
                 fetches: AtomicU64::new(0),
+                metrics: None,
             }),
         }
     }
@@ -387,6 +389,20 @@ impl RemoteJwks {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
                 inner.clock = clock;
+                Self {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => Self { inner },
+        }
+    }
+
+    /// Counts every fetch ([`Measurement::JwksFetch`]). Call before sharing the value.
+    #[must_use]
+    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.metrics = Some(metrics);
                 Self {
                     inner: Arc::new(inner),
                 }
@@ -568,6 +584,9 @@ impl Inner {
         now: OffsetDateTime,
     ) -> Result<Arc<Loaded>, FetchError> {
         let result = self.fetch_inner(state, now).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.record(Measurement::JwksFetch { ok: result.is_ok() });
+        }
         match &result {
             Ok(_) => {
                 state.last_error = None;

@@ -89,7 +89,7 @@ pub struct MtlsPolicy {
     pub kind: PrincipalKind,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl MtlsPolicy {
     /// Sets [`eku`](Self::eku).
     #[must_use]

@@ -41,7 +41,7 @@ pub struct AmatersMtlsConfig {
     pub roles: HashMap<String, Vec<String>>,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl AmatersMtlsConfig {
     /// Sets [`enabled`](Self::enabled).
     #[must_use]
@@ -171,7 +171,7 @@ pub struct AmatersNetworkConfig {
     pub require_client_cert: bool,
 }
 
-/// Setters, one per field, for building a value from its default.
+/// Setters, one per field; each returns the changed value.
 impl AmatersNetworkConfig {
     /// Sets [`tls_enabled`](Self::tls_enabled).
     #[must_use]

@@ -12,10 +12,12 @@ use http::{Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuditError, AuditEvent, AuditEventType, AuditResult, AuditSink, Clock, IdSource, IpNet,
-    JsonRejection, PeerAddrFn, RandomIds, Rejection, SystemClock, socket_addr_peer,
+    JsonRejection, Measurement, Metrics, PeerAddrFn, RandomIds, Rejection, SystemClock,
+    socket_addr_peer,
 };
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::field::Empty;
 
 use crate::ip::client_ip;
 use crate::record::{AuthRecord, DecisionRecord};
@@ -36,6 +38,7 @@ pub struct AuditLayer {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     rejection: Arc<dyn Rejection>,
+    metrics: Option<Arc<dyn Metrics>>,
 }
 
 impl fmt::Debug for AuditLayer {
@@ -57,6 +60,7 @@ impl AuditLayer {
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             rejection: Arc::new(JsonRejection),
+            metrics: None,
         }
     }
 
@@ -85,6 +89,13 @@ impl AuditLayer {
     #[must_use]
     pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
         self.ids = ids;
+        self
+    }
+
+    /// Counts every event recorded or refused ([`Measurement::AuditEvent`]).
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -147,6 +158,8 @@ pin_project! {
         state: AuditState<F, B, E>,
         info: Option<RequestInfo>,
         layer: AuditLayer,
+        // `portcullis.audit`: the parent of the other layers' spans, entered on every poll.
+        span: tracing::Span,
     }
 }
 
@@ -182,12 +195,23 @@ where
             source_ip: client_ip(peer, request.headers(), &self.layer.trusted_proxies),
             started: Instant::now(),
         };
+        let span = tracing::info_span!(
+            target: "portcullis.audit",
+            "portcullis.audit",
+            method = info.method.as_str(),
+            path = info.path.as_str(),
+            status = Empty,
+            event_type = Empty,
+            result = Empty,
+            recorded = Empty,
+            latency_us = Empty,
+        );
+        let future = span.in_scope(|| self.inner.call(request));
         AuditFuture {
-            state: AuditState::Calling {
-                future: self.inner.call(request),
-            },
+            state: AuditState::Calling { future },
             info: Some(info),
             layer: self.layer.clone(),
+            span,
         }
     }
 }
@@ -285,6 +309,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let _entered = this.span.enter();
         loop {
             match this.state.as_mut().project() {
                 AuditProj::Calling { future } => {
@@ -299,6 +324,14 @@ where
                         return Poll::Ready(Ok(convert(this.layer.rejection.unavailable())));
                     };
                     let event = build_event(this.layer, info, outcome.as_ref().ok());
+                    this.span.record("event_type", event.event_type.as_str());
+                    this.span.record("result", event.result.as_str());
+                    if let Some(status) = event.response_status {
+                        this.span.record("status", status);
+                    }
+                    if let Some(latency) = event.latency_us {
+                        this.span.record("latency_us", latency);
+                    }
                     let sink = Arc::clone(&this.layer.sink);
                     let record: BoxRecord = Box::pin(async move { sink.record(event).await });
                     this.state.set(AuditState::Recording {
@@ -308,6 +341,12 @@ where
                 }
                 AuditProj::Recording { record, outcome } => {
                     let recorded = ready!(record.as_mut().poll(cx));
+                    this.span.record("recorded", recorded.is_ok());
+                    if let Some(metrics) = &this.layer.metrics {
+                        metrics.record(Measurement::AuditEvent {
+                            recorded: recorded.is_ok(),
+                        });
+                    }
                     if let Err(error) = &recorded {
                         tracing::error!(
                             target: "portcullis.audit",
@@ -377,6 +416,7 @@ mod tests {
             },
             info: None,
             layer: AuditLayer::new(Arc::new(Discard)),
+            span: tracing::Span::none(),
         };
         let response = poll_now(future).unwrap();
         assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);

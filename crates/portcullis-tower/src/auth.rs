@@ -5,15 +5,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::{
-    AuthContext, AuthError, AuthErrorKind, AuthenticatorChain, ChainOutcome, Challenge,
-    ChallengeError, CredentialExtractor, JsonRejection, Rejection,
+    AuthContext, AuthError, AuthErrorKind, AuthenticationOutcome, AuthenticatorChain, ChainOutcome,
+    Challenge, ChallengeError, CredentialExtractor, JsonRejection, Measurement, Metrics, Rejection,
 };
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::field::Empty;
 
 use crate::record::AuthRecord;
 use crate::rejection::convert;
@@ -99,6 +101,7 @@ struct AuthConfig {
     public: PublicPaths,
     rejection: Arc<dyn Rejection>,
     challenges: Arc<[Challenge]>,
+    metrics: Option<Arc<dyn Metrics>>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -153,6 +156,7 @@ impl AuthLayer {
                 public: PublicPaths::none(),
                 rejection: Arc::new(JsonRejection),
                 challenges,
+                metrics: None,
             }),
         }
     }
@@ -166,6 +170,7 @@ impl AuthLayer {
             public: shared.public.clone(),
             rejection: Arc::clone(&shared.rejection),
             challenges: Arc::clone(&shared.challenges),
+            metrics: shared.metrics.clone(),
         });
         f(&mut config);
         Self {
@@ -197,6 +202,12 @@ impl AuthLayer {
     #[must_use]
     pub fn rejection(self, rejection: impl Rejection) -> Self {
         self.map(|c| c.rejection = Arc::new(rejection))
+    }
+
+    /// Counts every request's outcome ([`Measurement::Authentication`]).
+    #[must_use]
+    pub fn metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        self.map(|c| c.metrics = Some(metrics))
     }
 
     /// The realm of every `WWW-Authenticate` challenge this layer sends (default: the realm of
@@ -266,6 +277,9 @@ pin_project! {
         // Whether the request carried a bearer token (for the RFC 6750 challenge).
         bearer_sent: bool,
         record: Option<AuthRecord>,
+        // `portcullis.auth`: entered while the authenticators run.
+        span: tracing::Span,
+        started: Instant,
     }
 }
 
@@ -297,6 +311,18 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
         let public = config.public.matches(request.uri().path());
+        let span = tracing::info_span!(
+            target: "portcullis.auth",
+            "portcullis.auth",
+            method = %request.method(),
+            path = request.uri().path(),
+            public,
+            outcome = Empty,
+            authenticator = Empty,
+            principal = Empty,
+            reason = Empty,
+            latency_us = Empty,
+        );
         let mut bearer_sent = false;
         let state = match config
             .extractor
@@ -326,6 +352,8 @@ where
             public,
             bearer_sent,
             record: None,
+            span,
+            started: Instant::now(),
         }
     }
 }
@@ -342,6 +370,7 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Authenticating { outcome } => {
+                    let entered = this.span.enter();
                     let outcome = ready!(outcome.as_mut().poll(cx));
                     let config = &**this.config;
                     let anonymous_ok = *this.public || config.mode == AuthMode::Optional;
@@ -368,6 +397,8 @@ where
                         });
                         continue;
                     };
+                    // Refused credentials on a public path, kept for the span.
+                    let mut ignored = None;
                     let refusal = match outcome {
                         ChainOutcome::Authenticated {
                             principal,
@@ -387,12 +418,23 @@ where
                         ChainOutcome::NoCredentials => Some(AuthError::missing_credentials()),
                         // On a public path, credentials that fail are ignored: the request
                         // goes on anonymously (the audit event keeps the reason).
-                        ChainOutcome::Unrecognized | ChainOutcome::Rejected(_) if *this.public => {
+                        ChainOutcome::Unrecognized if *this.public => None,
+                        ChainOutcome::Rejected(error) if *this.public => {
+                            ignored = Some(error);
                             None
                         }
                         ChainOutcome::Unrecognized => Some(AuthError::unsupported_credentials()),
                         ChainOutcome::Rejected(error) => Some(error),
                     };
+                    observe(
+                        this.span,
+                        config.metrics.as_deref(),
+                        this.record.as_ref(),
+                        ignored.as_ref().or(refusal.as_ref()),
+                        refusal.is_some(),
+                        this.started.elapsed(),
+                    );
+                    drop(entered);
                     match refusal {
                         Some(error) => {
                             let error = error.with_bearer_token_sent(*this.bearer_sent);
@@ -433,5 +475,60 @@ where
                 }
             }
         }
+    }
+}
+
+/// Records how authentication ended on the request's span and in the metrics.
+fn observe(
+    span: &tracing::Span,
+    metrics: Option<&dyn Metrics>,
+    record: Option<&AuthRecord>,
+    error: Option<&AuthError>,
+    refused: bool,
+    latency: std::time::Duration,
+) {
+    let authenticator = match record {
+        Some(AuthRecord::Authenticated {
+            principal,
+            authenticator,
+        }) => {
+            span.record("principal", principal.id());
+            Some(authenticator.as_str())
+        }
+        _ => error.and_then(AuthError::authenticator),
+    };
+    let outcome = match (record, error) {
+        (Some(AuthRecord::Authenticated { .. }), _) => AuthenticationOutcome::Authenticated,
+        (_, Some(error)) if refused && error.status().is_server_error() => {
+            AuthenticationOutcome::Unavailable
+        }
+        _ if refused => AuthenticationOutcome::Refused,
+        _ => AuthenticationOutcome::Anonymous,
+    };
+    span.record(
+        "outcome",
+        match outcome {
+            AuthenticationOutcome::Authenticated => "authenticated",
+            AuthenticationOutcome::Refused => "refused",
+            AuthenticationOutcome::Unavailable => "unavailable",
+            _ => "anonymous",
+        },
+    );
+    if let Some(name) = authenticator {
+        span.record("authenticator", name);
+    }
+    if let Some(error) = error {
+        // The precise reason, as the audit event has it: never the credential itself.
+        span.record("reason", tracing::field::display(error));
+    }
+    span.record(
+        "latency_us",
+        u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+    );
+    if let Some(metrics) = metrics {
+        metrics.record(Measurement::Authentication {
+            outcome,
+            authenticator,
+        });
     }
 }

@@ -6,15 +6,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use http::{Method, Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::{
-    AccessRequest, AuthContext, AuthError, Decision, Grant, JsonRejection, PolicyEngine, Principal,
-    Rejection as _, missing_auth_layer,
+    AccessRequest, AuthContext, AuthError, Decision, Grant, JsonRejection, Measurement, Metrics,
+    PolicyEngine, Principal, Rejection as _, missing_auth_layer,
 };
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::field::Empty;
 
 use crate::record::DecisionRecord;
 use crate::rejection::convert;
@@ -399,6 +401,7 @@ impl Decide for PolicyDecider {
 #[derive(Debug, Clone)]
 pub struct AuthzLayer {
     decider: Arc<dyn Decide>,
+    metrics: Option<Arc<dyn Metrics>>,
 }
 
 impl AuthzLayer {
@@ -420,7 +423,15 @@ impl AuthzLayer {
                 mapper: Arc::new(mapper),
                 unmapped,
             }),
+            metrics: None,
         }
+    }
+
+    /// Counts every decision ([`Measurement::Decision`]).
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -512,7 +523,16 @@ impl GuardLayer {
         Self {
             inner: AuthzLayer {
                 decider: Arc::new(kind),
+                metrics: None,
             },
+        }
+    }
+
+    /// Counts every decision ([`Measurement::Decision`]).
+    #[must_use]
+    pub fn metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        Self {
+            inner: self.inner.metrics(metrics),
         }
     }
 }
@@ -532,6 +552,7 @@ impl<S> Layer<S> for AuthzLayer {
         AuthzService {
             inner,
             decider: Arc::clone(&self.decider),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -541,6 +562,7 @@ impl<S> Layer<S> for AuthzLayer {
 pub struct AuthzService<S> {
     inner: S,
     decider: Arc<dyn Decide>,
+    metrics: Option<Arc<dyn Metrics>>,
 }
 
 pin_project! {
@@ -618,7 +640,19 @@ where
                         public: context.is_public(),
                     };
                     let rejection = context.rejection();
-                    match self.decider.decide(&asked) {
+                    let span = tracing::info_span!(
+                        target: "portcullis.authz",
+                        "portcullis.authz",
+                        action = Empty,
+                        resource = Empty,
+                        decision = Empty,
+                        reason = Empty,
+                        latency_us = Empty,
+                    );
+                    let started = Instant::now();
+                    let ruling = span.in_scope(|| self.decider.decide(&asked));
+                    observe(&span, self.metrics.as_deref(), &ruling, started.elapsed());
+                    match ruling {
                         Ruling::Pass => Verdict::Pass(None),
                         Ruling::Decided(record) if record.decision.is_allowed() => {
                             Verdict::Pass(Some(record))
@@ -671,6 +705,36 @@ where
                 .unwrap_or_else(|| convert(JsonRejection.unavailable())))),
         }
     }
+}
+
+/// Records a ruling on the request's span and in the metrics.
+fn observe(
+    span: &tracing::Span,
+    metrics: Option<&dyn Metrics>,
+    ruling: &Ruling,
+    latency: std::time::Duration,
+) {
+    let decision = match ruling {
+        Ruling::Pass => "pass",
+        Ruling::Unauthenticated => "unauthenticated",
+        Ruling::Decided(record) => {
+            span.record("action", record.action.as_str());
+            span.record("resource", record.resource.as_str());
+            span.record("reason", tracing::field::display(&record.decision));
+            if let Some(metrics) = metrics {
+                metrics.record(Measurement::Decision {
+                    effect: record.decision.effect(),
+                    reason: record.decision.reason_code(),
+                });
+            }
+            record.decision.reason_code()
+        }
+    };
+    span.record("decision", decision);
+    span.record(
+        "latency_us",
+        u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+    );
 }
 
 #[cfg(test)]

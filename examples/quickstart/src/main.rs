@@ -7,7 +7,7 @@
 //! cargo run -p quickstart -- --dev token alice admin     # print a demo JWT
 //! ```
 //!
-//! Routes: `GET /health` (public), `GET|PUT|DELETE /collections/{name}` (read, write, admin
+//! Routes: `GET /health` and `GET /metrics` (public), `GET|PUT|DELETE /collections/{name}` (read, write, admin
 //! on `collection:{name}`, from `[[authz.routes]]`), `GET /audit/logs` (admin on `audit`).
 
 use std::path::{Path, PathBuf};
@@ -109,12 +109,15 @@ async fn run(options: Options) -> Result<(), String> {
         return Ok(());
     }
 
+    // `GET /metrics` (public, as in Aethera): the stack's counters, in the Prometheus format.
+    let metrics = stack.metrics();
     let mut app = Router::new()
         .route(
             "/collections/{name}",
             get(collection).put(collection).delete(collection),
         )
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .route("/metrics", get(move || async move { metrics.prometheus() }));
     // `GET /audit/logs`: admin on `audit`, the events up to this request.
     if let Some(audit_logs) = stack.audit_logs_router(AuditLogAccess::amaters()) {
         app = app.merge(audit_logs);

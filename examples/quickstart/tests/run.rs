@@ -280,3 +280,78 @@ fn oversized_headers_get_an_audited_401_before_hypers_431() {
         .collect();
     assert_eq!(refused.len(), 2, "{events:#?}");
 }
+
+/// Reads `/metrics` with prometheus_client's own parser, as Prometheus would scrape it.
+const PARSE_WITH_PROMETHEUS_CLIENT: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(json.load(sys.stdin)["text"]):
+    for sample in family.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+        out[f"{sample.name}{{{labels}}}"] = sample.value
+print(json.dumps(out))
+"#;
+
+#[test]
+fn metrics_count_what_the_layers_did() {
+    let server = start("metrics");
+    assert_eq!(http(&server, "GET", "/health", &[]).0, 200);
+    assert_eq!(http(&server, "GET", "/collections/datasets", &[]).0, 401);
+    let reader = [("X-API-Key", "demo-reader-key")];
+    assert_eq!(
+        http(&server, "GET", "/collections/datasets", &reader).0,
+        200
+    );
+    assert_eq!(
+        http(&server, "PUT", "/collections/datasets", &reader).0,
+        403
+    );
+    let (status, head, text) = http(&server, "GET", "/metrics", &[]);
+    assert_eq!(status, 200, "{text}");
+    assert!(head.contains("content-type: text/plain"), "{head}");
+    // The four requests before, and this one (counted when authenticated, before its
+    // handler ran; its own audit event is written after the response is made).
+    let expected = [
+        (
+            "portcullis_authentications_total{outcome=authenticated}",
+            2.0,
+        ),
+        ("portcullis_authentications_total{outcome=anonymous}", 2.0),
+        ("portcullis_authentications_total{outcome=refused}", 1.0),
+        ("portcullis_authentications_total{outcome=unavailable}", 0.0),
+        ("portcullis_decisions_total{effect=allow}", 1.0),
+        ("portcullis_decisions_total{effect=deny}", 1.0),
+        ("portcullis_decision_errors_total{}", 0.0),
+        ("portcullis_audit_events_total{result=recorded}", 4.0),
+        ("portcullis_audit_events_total{result=refused}", 0.0),
+        ("portcullis_jwks_fetches_total{result=ok}", 0.0),
+    ];
+    for (sample, value) in expected {
+        // As written: `name{label="value"} 2`, or `name 0` without labels.
+        let (name, labels) = sample.trim_end_matches('}').split_once('{').unwrap();
+        let line = match labels.split_once('=') {
+            Some((label, v)) => format!("{name}{{{label}=\"{v}\"}} {value}"),
+            None => format!("{name} {value}"),
+        };
+        assert!(text.lines().any(|l| l == line), "{line}: {text}");
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name}: {text}");
+    }
+    if !portcullis_testkit::peer::present(
+        "python3 with prometheus_client (scripts/services.sh installs it)",
+        portcullis_testkit::peer::runs("python3", &["-c", "import prometheus_client"]),
+    ) {
+        return;
+    }
+    let parsed = portcullis_testkit::python::run(
+        PARSE_WITH_PROMETHEUS_CLIENT,
+        &serde_json::json!({ "text": text }),
+    );
+    for (sample, value) in expected {
+        assert_eq!(parsed[sample].as_f64(), Some(value), "{sample}: {parsed}");
+    }
+    assert!(
+        parsed["portcullis_audit_queue_depth{}"].as_f64().is_some(),
+        "{parsed}"
+    );
+}

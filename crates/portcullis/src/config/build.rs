@@ -12,7 +12,7 @@ use portcullis_audit::{
 };
 use portcullis_axum::{AuditLogAccess, audit_logs_router, connect_info_peer};
 use portcullis_core::{
-    AuditSink, Authenticator, AuthenticatorChain, CertificateDer, CredentialExtractor,
+    AuditSink, Authenticator, AuthenticatorChain, CertificateDer, Counters, CredentialExtractor,
     FlushingQuery, PolicyEngine,
 };
 use portcullis_jwt::{HyperFetcher, TokenIssuer, presets};
@@ -42,6 +42,7 @@ pub struct Stack {
     issuer: Option<TokenIssuer>,
     tls: Option<Arc<TlsServerConfig>>,
     listen: String,
+    metrics: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -108,6 +109,13 @@ impl Stack {
         ))
     }
 
+    /// The counters every layer, the audit queue and the JWKS cache report to (serve
+    /// [`Counters::prometheus`] at `/metrics`, or read [`Counters::snapshot`]).
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Counters> {
+        Arc::clone(&self.metrics)
+    }
+
     /// The token issuer of `[auth.jwt]` (a secret or `private_key_path`), if any.
     #[must_use]
     pub fn token_issuer(&self) -> Option<&TokenIssuer> {
@@ -162,6 +170,7 @@ impl Config {
         }
         let fail = |key: &str, message: String| self.error(vec![self.problem(key, message, None)]);
         let base = self.base_dir();
+        let metrics = Arc::new(Counters::default());
         let placeholders = if self.is_insecure_development() {
             portcullis_jwt::PlaceholderSecrets::InsecureAccept
         } else {
@@ -184,7 +193,7 @@ impl Config {
             let issuer_config = presets::discovered(
                 &oidc.issuer,
                 &[oidc.audience.as_str()],
-                &presets::ProviderOptions::new(Arc::new(fetcher)),
+                &presets::ProviderOptions::new(Arc::new(fetcher)).metrics(metrics.clone()),
             )
             .map_err(|e| fail("auth.oidc", e.to_string()))?;
             let verifier = portcullis_jwt::JwtAuthenticator::builder()
@@ -237,8 +246,13 @@ impl Config {
                 let file = JsonlFile::open(FileSinkConfig::new(&path))
                     .map_err(|e| fail("audit_log_path", e.to_string()))?;
                 let buffered = Arc::new(
-                    BufferedSink::new(file, BufferConfig::default().overflow(Overflow::Block))
-                        .map_err(|e| fail("audit_log_path", e.to_string()))?,
+                    BufferedSink::new(
+                        file,
+                        BufferConfig::default()
+                            .overflow(Overflow::Block)
+                            .metrics(metrics.clone()),
+                    )
+                    .map_err(|e| fail("audit_log_path", e.to_string()))?,
                 );
                 (buffered.clone(), Some(buffered), Some(path))
             }
@@ -256,7 +270,8 @@ impl Config {
             .prefixes(self.auth.public_prefixes.iter().cloned());
         let mut auth = AuthLayer::new(AuthenticatorChain::new(authenticators))
             .extractor(extractor)
-            .public_paths(public);
+            .public_paths(public)
+            .metrics(metrics.clone());
         if let Some(realm) = &self.auth.realm {
             auth = auth
                 .realm(realm)
@@ -280,8 +295,11 @@ impl Config {
             AuthzLayer::with_unmapped(engine.clone(), routes, Unmapped::InsecurePass)
         } else {
             AuthzLayer::new(engine.clone(), routes)
-        };
-        let audit = AuditLayer::new(Arc::clone(&sink)).peer_addr(connect_info_peer);
+        }
+        .metrics(metrics.clone());
+        let audit = AuditLayer::new(Arc::clone(&sink))
+            .peer_addr(connect_info_peer)
+            .metrics(metrics.clone());
         Ok(Stack {
             audit,
             auth,
@@ -293,6 +311,7 @@ impl Config {
             issuer,
             tls,
             listen: format!("{}:{}", self.server.host, self.server.port),
+            metrics,
         })
     }
 
