@@ -1,5 +1,5 @@
 //! RBAC policy evaluation: Portcullis against casbin and cedar-policy, on the three workloads
-//! of `shared/BENCHMARKS.md` (`shared/bench/{small,medium,large}.json`).
+//! described in `benches/README.md` (`{small,medium,large}.json` from `PORTCULLIS_BENCH_DIR`).
 //!
 //! Every engine is first checked to return the labelled decision for every query; only then
 //! is anything timed. One iteration is one decision, so the figures read as time per

@@ -1,32 +1,5 @@
-//! axum integration for Portcullis.
-//!
-//! * Extractors: [`Principal`] (401 when the request is not authenticated) and
-//!   `Option<Principal>`, implemented in `portcullis-core` (feature `axum`). If no
-//!   `AuthLayer` ran, the extractor answers 500 and names the missing layer (the message in
-//!   debug builds, a generic one in release); [`testing::assert_auth_layer_ran`] catches the
-//!   mistake in tests.
-//! * Guards for one route: [`require_permission`] and [`require_role`] (the Aethera API),
-//!   used with `Router::route_layer`; the decision is recorded for the audit layer.
-//! * [`audit_logs_router`]: `GET /audit/logs` over any [`AuditQuery`] (the JSON Lines reader,
-//!   a database store), requiring `audit:read`.
-//! * [`connect_info_peer`]: the client address from axum's `ConnectInfo` for the
-//!   `AuditLayer`.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use axum::{Router, routing::post};
-//! use portcullis_core::{PolicyEngine, Principal};
-//!
-//! async fn create_project(principal: Principal) -> String {
-//!     format!("created by {}", principal.id())
-//! }
-//!
-//! fn routes(engine: Arc<dyn PolicyEngine>) -> Router {
-//!     Router::new()
-//!         .route("/api/projects", post(create_project))
-//!         .route_layer(portcullis_axum::require_permission(engine, "projects:create"))
-//! }
-//! ```
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -26,6 +27,7 @@ pub use audit::{
 pub use authn::{AuthOutcome, Authenticator, AuthenticatorChain, ChainOutcome};
 pub use clock::{Clock, IdSource, ManualClock, SequentialIds};
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use context::PrincipalRejection;
 pub use context::{AuthContext, MISSING_AUTH_LAYER, PeerAddrFn, socket_addr_peer};
 pub use credentials::{
@@ -41,6 +43,7 @@ pub use ip::{InvalidIpNet, IpNet};
 pub use location::Location;
 pub use metrics::{AuthenticationOutcome, CounterSnapshot, Counters, Measurement, Metrics};
 #[cfg(feature = "os")]
+#[cfg_attr(docsrs, doc(cfg(feature = "os")))]
 pub use os::{RandomIds, SystemClock};
 pub use policy::{
     AccessRequest, Decision, DecisionReason, Effect, Grant, GrantSource, PolicyEngine,

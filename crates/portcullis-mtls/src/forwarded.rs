@@ -215,6 +215,7 @@ fn unquote(raw: &str) -> Result<String, MtlsError> {
 }
 
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use layer::{ForwardedCertLayer, ForwardedCertService};
 
 #[cfg(feature = "server")]

@@ -193,7 +193,7 @@ pub(crate) struct Snapshot {
     superuser_attribute: Option<String>,
 }
 
-/// A policy too large to compile: more than its [`Limits::max_compiled_bytes`]
+/// A policy too large to compile: more than its [`Limits::max_compiled_bytes`](crate::Limits::max_compiled_bytes)
 /// (crate::Limits::max_compiled_bytes), or past the 32-bit numbers of the indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the policy is too large to compile (over its compiled-size limit or 2^31 entries)")]

@@ -1,21 +1,5 @@
-//! Tower layers for Portcullis: wrap a router you already have and get authentication,
-//! authorization and an audit trail.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use portcullis_core::{AuthenticatorChain, PolicyEngine};
-//! use portcullis_tower::{AuditLayer, AuthLayer, AuthzLayer, PublicPaths, RouteTable};
-//! # fn build(chain: AuthenticatorChain, engine: Arc<dyn PolicyEngine>, sink: Arc<dyn portcullis_core::AuditSink>) -> Result<(), Box<dyn std::error::Error>> {
-//! let routes = RouteTable::new().route("GET /api/projects/{id}", "projects:read", "project:{id}")?;
-//! let layers = tower::ServiceBuilder::new()
-//!     .layer(AuditLayer::new(sink))
-//!     .layer(AuthLayer::new(chain).public_paths(PublicPaths::aethera()))
-//!     .layer(AuthzLayer::new(engine, routes));
-//! # let _ = layers; Ok(()) }
-//! ```
-//!
-//! Order matters: `AuditLayer` outermost (it sees every outcome), then `AuthLayer`, then
-//! `AuthzLayer` (it needs the principal).
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -1,47 +1,58 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "core")]
+#[cfg_attr(docsrs, doc(cfg(feature = "core")))]
 pub use portcullis_core::*;
 
 /// Resource-pattern RBAC (feature `rbac`).
 #[cfg(feature = "rbac")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rbac")))]
 pub use portcullis_rbac as rbac;
 
 /// API keys hashed at rest (feature `apikey`).
 #[cfg(feature = "apikey")]
+#[cfg_attr(docsrs, doc(cfg(feature = "apikey")))]
 pub use portcullis_apikey as apikey;
 
 /// The audit trail (feature `audit`).
 #[cfg(feature = "audit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit")))]
 pub use portcullis_audit as audit;
 
 /// JWT and OpenID Connect authentication, token issuing (feature `jwt`).
 #[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub use portcullis_jwt as jwt;
 
 /// Tower layers: `AuthLayer`, `AuthzLayer`, `GuardLayer`, `AuditLayer` (feature `tower`).
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use portcullis_tower as tower;
 
 /// axum extractors, guards and routers (feature `axum`).
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use portcullis_axum as axum;
 
 /// Client-certificate (mTLS) authentication (feature `mtls`; TLS serving with `mtls-server`).
 #[cfg(feature = "mtls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
 pub use portcullis_mtls as mtls;
 
 /// The AmateRS-style configuration file and the Aethera environment, built into the whole
 /// stack (feature `config`).
 #[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub mod config;
 
 #[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use config::{Config, ConfigError, Stack};
 
 /// Serving an axum router with hyper's limits above Portcullis's (feature `config`).
 #[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub mod serve;
