@@ -24,7 +24,7 @@ use crate::action::{ActionSet, ActionVocabulary};
 use crate::condition::{Condition, Truth};
 use crate::names::{BitsFilter, NOT_FOUND, NameHasher, NameList, NameTable, ShortList, Sought};
 use crate::pattern::{PatternKind, ResourceError, check_resource_and_split};
-use crate::validate::{AncestorWalker, Policy};
+use crate::policy::{AncestorWalker, Policy};
 
 /// Roles resolved inline before falling back to resolving twice.
 const INLINE_ROLES: usize = 8;
@@ -193,8 +193,9 @@ pub(crate) struct Snapshot {
     superuser_attribute: Option<String>,
 }
 
-/// A policy too large to compile: more than its [`Limits::max_compiled_bytes`](crate::Limits::max_compiled_bytes)
-/// (crate::Limits::max_compiled_bytes), or past the 32-bit numbers of the indexes.
+/// A policy too large to compile: more than its
+/// [`Limits::max_compiled_bytes`](crate::Limits::max_compiled_bytes), or past the 32-bit
+/// numbers of the indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the policy is too large to compile (over its compiled-size limit or 2^31 entries)")]
 pub struct TooLarge;

@@ -12,8 +12,9 @@ use portcullis_core::{
 };
 
 use crate::compile::{Snapshot, TooLarge, Verdict};
+use crate::diagnostics::{PolicyError, ValidationReport};
 use crate::filter::{Permitted, permitted};
-use crate::validate::{Policy, PolicyError, ValidationReport};
+use crate::policy::Policy;
 
 /// Errors building or reloading an engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

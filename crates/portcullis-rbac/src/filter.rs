@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::condition::Truth;
 use crate::pattern::PatternKind;
-use crate::validate::{Policy, Rule, ancestors};
+use crate::policy::{Policy, Rule, ancestors};
 
 /// A set of resource ids within one type (the part after `type:`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

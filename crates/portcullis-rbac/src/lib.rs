@@ -6,17 +6,22 @@
 mod action;
 mod compile;
 mod condition;
+mod diagnostics;
 mod engine;
 mod filter;
 mod limits;
+mod lints;
 mod model;
 mod names;
 mod pattern;
+mod policy;
+mod source;
 mod validate;
 
 pub use action::{ActionSet, ActionVocabulary, ActionsDef, ActionsError, MAX_ACTIONS};
 pub use compile::TooLarge;
 pub use condition::{ConditionDef, ConditionError};
+pub use diagnostics::{IssueKind, PolicyError, Severity, ValidationIssue, ValidationReport};
 pub use engine::{RbacEngine, RbacError};
 pub use filter::{Permitted, Scope, SqlPlaceholders};
 pub use limits::{
@@ -28,7 +33,5 @@ pub use pattern::{
     MAX_RESOURCE_LEN, MAX_SEGMENTS, PatternError, PatternKind, ResourceError, ResourcePattern,
     check_resource,
 };
-pub use validate::{
-    IssueKind, MAX_POLICY_FILE_LEN, MAX_ROLE_NAME_LEN, Policy, PolicyError, Severity,
-    ValidationIssue, ValidationReport,
-};
+pub use policy::{MAX_ROLE_NAME_LEN, Policy};
+pub use source::MAX_POLICY_FILE_LEN;
