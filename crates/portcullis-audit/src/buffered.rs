@@ -193,11 +193,10 @@ pub struct BufferedSink {
 /// Events the writer has written, handed back so that the request threads that allocated
 /// them also free them.
 ///
-/// An event owns a dozen small allocations. Freed on the writer thread, each would go back to
-/// the allocator arena of the thread that made it, under that arena's lock, while the request
-/// thread allocates from it for the next event: with glibc's allocator the two threads then
-/// wait on each other. Each `record` instead takes back and frees up to two written events,
-/// which keeps up with one new event per call; past [`Spent::MAX`] the writer frees them.
+/// An event owns a dozen small allocations; freed on the writer thread, they would make it and
+/// the request threads contend for the allocator. Each `record` takes back and frees up to two
+/// written events, which keeps up with one new event per call; past [`Spent::MAX`] the writer
+/// frees them.
 #[derive(Debug, Default)]
 #[expect(
     clippy::vec_box,

@@ -1,17 +1,15 @@
 //! [`RbacEngine`]: the compiled policy behind an atomic pointer, so it can be replaced while
 //! requests are being evaluated.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use portcullis_core::{
     AccessRequest, Clock, Decision, PolicyEngine, Principal, RequestContext, SystemClock,
 };
 
-use crate::compile::{Snapshot, TooLarge, Verdict};
+use crate::compile::{Snapshot, TooLarge};
 use crate::diagnostics::{PolicyError, ValidationReport};
 use crate::filter::{Permitted, permitted};
 use crate::policy::Policy;
@@ -71,27 +69,8 @@ pub enum RbacError {
 /// ```
 pub struct RbacEngine {
     current: ArcSwap<Snapshot>,
-    /// Bumped after every swap; threads keep the snapshot of the generation they last saw.
-    generation: AtomicU64,
-    /// Tells engines apart in the per-thread cache.
-    id: u64,
     clock: Arc<dyn Clock>,
 }
-
-/// The snapshot a thread used last, so that a decision costs one atomic load (of the
-/// generation) instead of an `ArcSwap` load. A thread keeps at most one snapshot alive this
-/// way, until it next evaluates.
-struct Cached {
-    engine: u64,
-    generation: u64,
-    snapshot: Arc<Snapshot>,
-}
-
-thread_local! {
-    static LAST_SNAPSHOT: RefCell<Option<Cached>> = const { RefCell::new(None) };
-}
-
-static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for RbacEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,8 +90,6 @@ impl RbacEngine {
     pub fn new(policy: Policy) -> Result<Self, RbacError> {
         Ok(Self {
             current: ArcSwap::from_pointee(Snapshot::compile(Arc::new(policy))?),
-            generation: AtomicU64::new(0),
-            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
             clock: Arc::new(SystemClock),
         })
     }
@@ -148,8 +125,6 @@ impl RbacEngine {
     pub fn swap(&self, policy: Policy) -> Result<(), RbacError> {
         let snapshot = Snapshot::compile(Arc::new(policy))?;
         self.current.store(Arc::new(snapshot));
-        // After the store: a thread that sees the new generation loads the new snapshot.
-        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -267,54 +242,15 @@ impl RbacEngine {
     }
 }
 
-impl RbacEngine {
-    /// Decides on a snapshot loaded from the engine, and leaves it in this thread's cache
-    /// (unless the cache is in use: a re-entrant call, from a clock that evaluates policies,
-    /// or a call while the thread is being torn down).
-    #[cold]
-    #[inline(never)]
-    fn verdict_uncached(
-        &self,
-        request: &AccessRequest<'_>,
-        generation: u64,
-    ) -> (Verdict, Option<Arc<Snapshot>>) {
-        let snapshot = self.current.load_full();
-        let _ = LAST_SNAPSHOT.try_with(|cell| {
-            if let Ok(mut slot) = cell.try_borrow_mut() {
-                *slot = Some(Cached {
-                    engine: self.id,
-                    generation,
-                    snapshot: Arc::clone(&snapshot),
-                });
-            }
-        });
-        let verdict = snapshot.verdict(request, &|| self.clock.now());
-        (verdict, verdict.needs_source().then_some(snapshot))
-    }
-}
-
 impl PolicyEngine for RbacEngine {
     fn evaluate(&self, request: &AccessRequest<'_>) -> Decision {
-        // One atomic load (of the generation) when this thread's cached snapshot is current.
-        // The snapshot answers a `Verdict`, from which the explained decision is built here.
-        let generation = self.generation.load(Ordering::Acquire);
-        let cached = LAST_SNAPSHOT
-            .try_with(|cell| {
-                let slot = cell.try_borrow().ok()?;
-                let cached = slot
-                    .as_ref()
-                    .filter(|c| c.engine == self.id && c.generation == generation)?;
-                let snapshot = &cached.snapshot;
-                let verdict = snapshot.verdict(request, &|| self.clock.now());
-                Some((
-                    verdict,
-                    verdict.needs_source().then(|| Arc::clone(snapshot)),
-                ))
-            })
-            .ok()
-            .flatten();
-        let (verdict, source) =
-            cached.unwrap_or_else(|| self.verdict_uncached(request, generation));
+        let snapshot = self.current.load();
+        let verdict = snapshot.verdict(request, &|| self.clock.now());
+        // The snapshot explains a grant, so it goes with the decision; a swap meanwhile
+        // does not change it.
+        let source = verdict
+            .needs_source()
+            .then(|| arc_swap::Guard::into_inner(snapshot));
         verdict.into_decision(source)
     }
 

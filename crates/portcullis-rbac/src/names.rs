@@ -127,40 +127,27 @@ struct NameInfo {
     len: u32,
 }
 
-/// One slot of a [`NameTable`]: the whole name (its two [`words`] for a name of up to 16
-/// bytes; its hash and the position of its text in `NameTable::text` for a longer one), its
-/// length, and its number (low half) and value (high half) in `packed` ([`NOT_FOUND`] when
-/// free). A lookup reads one slot per probe and nothing else.
+/// A name in a [`NameTable`]: the whole name (its two [`words`] for a name of up to 16 bytes;
+/// its hash and the position of its text in `NameTable::text` for a longer one), its length,
+/// its number and its value. A lookup reads one slot per probe and nothing else.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     a: u64,
     b: u64,
-    len: u64,
-    packed: u64,
+    len: usize,
+    number: u32,
+    value: u32,
 }
 
-const EMPTY: u32 = u32::MAX;
-
-/// What [`NameTable::get_packed`] answers for an absent name (no name has the number
-/// [`EMPTY`]).
-pub(crate) const NOT_FOUND: u64 = u64::MAX;
-
-/// A free slot: no name has this length.
-const FREE: Slot = Slot {
-    a: 0,
-    b: 0,
-    len: u64::MAX,
-    packed: NOT_FOUND,
-};
-
 /// Names numbered 0, 1, … (in the order given), each with a `u32` value, looked up by linear
-/// probing in a table at most two thirds full: a few slot reads (32 bytes each, two to a cache
-/// line), each comparing the two words and the length of a name of up to 16 bytes, or the
-/// hash and then the text of a longer one. Used for role names (a policy has few roles).
+/// probing in a table at most two thirds full: a few slot reads, each comparing the two words
+/// and the length of a name of up to 16 bytes, or the hash and then the text of a longer one.
+/// Used for role names (a policy has few roles).
 #[derive(Debug)]
 pub(crate) struct NameTable {
     hasher: NameHasher,
-    slots: Box<[Slot]>,
+    /// `None`: a free slot.
+    slots: Box<[Option<Slot>]>,
     mask: usize,
     /// The text of the names longer than 16 bytes.
     text: String,
@@ -180,14 +167,11 @@ impl NameTable {
         let capacity = (names.len().saturating_mul(3) / 2 + 1)
             .next_power_of_two()
             .max(4);
-        let mut slots = vec![FREE; capacity].into_boxed_slice();
+        let mut slots = vec![None; capacity].into_boxed_slice();
         let mask = capacity - 1;
         let mut text = String::new();
         for (index, (name, value)) in names.enumerate() {
-            let id = u32::try_from(index).map_err(|_| TooManyNames)?;
-            if id == EMPTY {
-                return Err(TooManyNames);
-            }
+            let number = u32::try_from(index).map_err(|_| TooManyNames)?;
             let bytes = name.as_bytes();
             let hash = hasher.hash(bytes);
             let (a, b) = match words(bytes) {
@@ -198,17 +182,17 @@ impl NameTable {
                     (hash, start)
                 }
             };
-            let len = u64::try_from(name.len()).map_err(|_| TooManyNames)?;
             let mut i = hash as usize;
             // Never full, so a free slot is always found.
             while let Some(slot) = slots.get_mut(i & mask) {
-                if slot.packed == NOT_FOUND {
-                    *slot = Slot {
+                if slot.is_none() {
+                    *slot = Some(Slot {
                         a,
                         b,
-                        len,
-                        packed: u64::from(id) | (u64::from(value) << 32),
-                    };
+                        len: name.len(),
+                        number,
+                        value,
+                    });
                     break;
                 }
                 i = i.wrapping_add(1);
@@ -223,50 +207,36 @@ impl NameTable {
     }
 
     /// The number and value of `name`, if it is in the table.
-    #[cfg(test)]
+    #[inline]
     pub(crate) fn get(&self, name: &[u8]) -> Option<(u32, u32)> {
-        let found = self.get_packed(name);
-        (found != NOT_FOUND).then_some((found as u32, (found >> 32) as u32))
+        let slot = match words(name) {
+            Some((a, b)) => {
+                let hash = self.hasher.hash_words(a, b, name.len());
+                self.find(hash, |slot| {
+                    slot.a == a && slot.b == b && slot.len == name.len()
+                })
+            }
+            None => {
+                let hash = self.hasher.hash_long(name);
+                self.find(hash, |slot| {
+                    let start = slot.b as usize;
+                    slot.a == hash
+                        && slot.len == name.len()
+                        && self.text.as_bytes().get(start..start + name.len()) == Some(name)
+                })
+            }
+        }?;
+        Some((slot.number, slot.value))
     }
 
-    /// [`NameTable::get`] as one word (the number in the low half, the value in the high
-    /// half; [`NOT_FOUND`] when absent), returned in a register: a caller that reads a
-    /// returned pair back from memory as one word stalls on store forwarding.
+    /// The slot `same` accepts, probing from `hash`; a free slot ends the search.
     #[inline]
-    pub(crate) fn get_packed(&self, name: &[u8]) -> u64 {
-        let Some((a, b)) = words(name) else {
-            return self.get_long(name);
-        };
-        let len = name.len() as u64;
-        let hash = self.hasher.hash_words(a, b, name.len());
-        self.find(hash, |slot| slot.a == a && slot.b == b && slot.len == len)
-    }
-
-    #[cold]
-    fn get_long(&self, name: &[u8]) -> u64 {
-        let hash = self.hasher.hash_long(name);
-        self.find(hash, |slot| {
-            let start = slot.b as usize;
-            slot.a == hash
-                && slot.len == name.len() as u64
-                && self.text.as_bytes().get(start..start + name.len()) == Some(name)
-        })
-    }
-
-    /// The slot `same` accepts, probing from `hash`; a free slot ends the search (a free
-    /// slot's length is no name's, so `same` never accepts it).
-    #[inline]
-    fn find(&self, hash: u64, same: impl Fn(&Slot) -> bool) -> u64 {
+    fn find(&self, hash: u64, same: impl Fn(&Slot) -> bool) -> Option<&Slot> {
         let mut i = hash as usize;
         loop {
-            let Some(slot) = self.slots.get(i & self.mask) else {
-                return NOT_FOUND;
-            };
+            let slot = self.slots.get(i & self.mask)?.as_ref()?;
             if same(slot) {
-                return slot.packed;
-            }
-            if slot.packed == NOT_FOUND {
-                return NOT_FOUND;
+                return Some(slot);
             }
             i = i.wrapping_add(1);
         }
@@ -274,7 +244,7 @@ impl NameTable {
 
     /// Approximate heap size in bytes.
     pub(crate) fn heap_size(&self) -> usize {
-        self.slots.len() * size_of::<Slot>() + self.text.capacity()
+        self.slots.len() * size_of::<Option<Slot>>() + self.text.capacity()
     }
 }
 

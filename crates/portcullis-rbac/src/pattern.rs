@@ -127,7 +127,7 @@ pub fn check_resource(name: &str) -> Result<(), ResourceError> {
 
 /// [`check_resource`], also giving the position of the last `:` (where the parent name ends),
 /// found by the same pass for plain names.
-#[inline(always)]
+#[inline]
 pub(crate) fn check_resource_and_split(name: &str) -> Result<Option<usize>, ResourceError> {
     if name.len() <= MAX_RESOURCE_LEN
         && let Some(split) = plain_split(name.as_bytes())
@@ -139,7 +139,6 @@ pub(crate) fn check_resource_and_split(name: &str) -> Result<Option<usize>, Reso
 
 /// The whole check, for a name that is not plain (or too long for the plain path to look at).
 #[cold]
-#[inline(never)]
 fn check_resource_in_full(name: &str) -> Result<Option<usize>, ResourceError> {
     if name.is_empty() {
         return Err(ResourceError::Empty);
@@ -177,7 +176,7 @@ static PLAIN: [bool; 256] = {
 /// `:` (if any) for such a name; `None` when anything else must take the full check. The loop
 /// carries where the current segment starts rather than a flag, so a plain byte costs a load,
 /// a test and the loop's own count.
-#[inline(always)]
+#[inline]
 fn plain_split(bytes: &[u8]) -> Option<Option<usize>> {
     let mut separators = 0usize;
     let mut last: Option<usize> = None;
