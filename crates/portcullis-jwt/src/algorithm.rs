@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ring::signature as sig;
+
 use crate::error::JwtError;
 
 /// A JWS signature algorithm (RFC 7518 §3, RFC 8037 for EdDSA).
@@ -118,6 +120,68 @@ impl Algorithm {
             Self::ES256 => jsonwebtoken::Algorithm::ES256,
             Self::ES384 => jsonwebtoken::Algorithm::ES384,
             Self::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+        }
+    }
+}
+
+/// ring's parameters for each algorithm, in one place: `None` for an algorithm of another
+/// family (so a mix-up is refused, never defaulted).
+impl Algorithm {
+    /// The HMAC of an `HS*` algorithm.
+    pub(crate) fn hmac(self) -> Option<ring::hmac::Algorithm> {
+        match self {
+            Self::HS256 => Some(ring::hmac::HMAC_SHA256),
+            Self::HS384 => Some(ring::hmac::HMAC_SHA384),
+            Self::HS512 => Some(ring::hmac::HMAC_SHA512),
+            _ => None,
+        }
+    }
+
+    /// The verification parameters of an `RS*`/`PS*` algorithm (2048 to 8192 bits).
+    pub(crate) fn rsa_verification(self) -> Option<&'static sig::RsaParameters> {
+        match self {
+            Self::RS256 => Some(&sig::RSA_PKCS1_2048_8192_SHA256),
+            Self::RS384 => Some(&sig::RSA_PKCS1_2048_8192_SHA384),
+            Self::RS512 => Some(&sig::RSA_PKCS1_2048_8192_SHA512),
+            Self::PS256 => Some(&sig::RSA_PSS_2048_8192_SHA256),
+            Self::PS384 => Some(&sig::RSA_PSS_2048_8192_SHA384),
+            Self::PS512 => Some(&sig::RSA_PSS_2048_8192_SHA512),
+            _ => None,
+        }
+    }
+
+    /// The signature encoding of an `RS*`/`PS*` algorithm.
+    pub(crate) fn rsa_encoding(self) -> Option<&'static dyn sig::RsaEncoding> {
+        match self {
+            Self::RS256 => Some(&sig::RSA_PKCS1_SHA256),
+            Self::RS384 => Some(&sig::RSA_PKCS1_SHA384),
+            Self::RS512 => Some(&sig::RSA_PKCS1_SHA512),
+            Self::PS256 => Some(&sig::RSA_PSS_SHA256),
+            Self::PS384 => Some(&sig::RSA_PSS_SHA384),
+            Self::PS512 => Some(&sig::RSA_PSS_SHA512),
+            _ => None,
+        }
+    }
+
+    /// The signing parameters of an `ES*` algorithm, with its JWK curve name and the size of
+    /// a coordinate in bytes.
+    pub(crate) fn ecdsa(
+        self,
+    ) -> Option<(&'static sig::EcdsaSigningAlgorithm, &'static str, usize)> {
+        match self {
+            Self::ES256 => Some((&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)),
+            Self::ES384 => Some((&sig::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)),
+            _ => None,
+        }
+    }
+
+    /// The verification of an algorithm over an encoded point (`ES*`, `EdDSA`).
+    pub(crate) fn point_verification(self) -> Option<&'static dyn sig::VerificationAlgorithm> {
+        match self {
+            Self::ES256 => Some(&sig::ECDSA_P256_SHA256_FIXED),
+            Self::ES384 => Some(&sig::ECDSA_P384_SHA384_FIXED),
+            Self::EdDSA => Some(&sig::ED25519),
+            _ => None,
         }
     }
 }

@@ -78,11 +78,9 @@ impl SigningKey {
                 (EncodingKey::from_rsa_der(der), jwk)
             }
             Algorithm::ES256 | Algorithm::ES384 => {
-                let (signing, crv, size) = if alg == Algorithm::ES256 {
-                    (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)
-                } else {
-                    (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)
-                };
+                let (signing, crv, size) = alg
+                    .ecdsa()
+                    .ok_or_else(|| KeyError::UnsupportedAlgorithm(alg.to_string()))?;
                 let pair = sig::EcdsaKeyPair::from_pkcs8(signing, der, &SystemRandom::new())
                     .map_err(|e| KeyError::Malformed(e.to_string()))?;
                 let (x, y) = split_point(pair.public_key().as_ref(), size)
@@ -159,11 +157,9 @@ impl SigningKey {
                 key
             }
             Algorithm::ES256 | Algorithm::ES384 => {
-                let signing = if alg == Algorithm::ES256 {
-                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING
-                } else {
-                    &sig::ECDSA_P384_SHA384_FIXED_SIGNING
-                };
+                let (signing, _, _) = alg
+                    .ecdsa()
+                    .ok_or_else(|| KeyError::UnsupportedAlgorithm(alg.to_string()))?;
                 let pkcs8 =
                     sig::EcdsaKeyPair::generate_pkcs8(signing, &rng).map_err(unavailable)?;
                 Self::from_der(Some(kid), alg, pkcs8.as_ref())

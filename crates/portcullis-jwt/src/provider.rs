@@ -89,18 +89,21 @@ impl RingSigner {
         }
         let bytes = key.as_bytes();
         let kind = match algorithm.key_type() {
-            KeyType::Hmac => SignerKind::Hmac(hmac::Key::new(hmac_algorithm(*algorithm), bytes)),
+            KeyType::Hmac => {
+                let hmac = algorithm
+                    .hmac()
+                    .ok_or_else(|| lib_error(JwtLibErrorKind::InvalidAlgorithm))?;
+                SignerKind::Hmac(hmac::Key::new(hmac, bytes))
+            }
             KeyType::Rsa => {
                 let pair = rsa_key_pair(bytes)
                     .map_err(|e| lib_error(JwtLibErrorKind::InvalidRsaKey(e.to_string())))?;
                 SignerKind::Rsa(pair)
             }
             KeyType::Ec => {
-                let signing = if *algorithm == Algorithm::ES256 {
-                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING
-                } else {
-                    &sig::ECDSA_P384_SHA384_FIXED_SIGNING
-                };
+                let (signing, _, _) = algorithm
+                    .ecdsa()
+                    .ok_or_else(|| lib_error(JwtLibErrorKind::InvalidEcdsaKey))?;
                 let pair = sig::EcdsaKeyPair::from_pkcs8(signing, bytes, &SystemRandom::new())
                     .map_err(|_| lib_error(JwtLibErrorKind::InvalidEcdsaKey))?;
                 SignerKind::Ecdsa(pair)
@@ -122,14 +125,6 @@ impl RingSigner {
 /// An RSA private key in PKCS#8 or PKCS#1 DER.
 pub(crate) fn rsa_key_pair(der: &[u8]) -> Result<sig::RsaKeyPair, ring::error::KeyRejected> {
     sig::RsaKeyPair::from_pkcs8(der).or_else(|_| sig::RsaKeyPair::from_der(der))
-}
-
-pub(crate) fn hmac_algorithm(algorithm: Algorithm) -> hmac::Algorithm {
-    match algorithm {
-        Algorithm::HS384 => hmac::HMAC_SHA384,
-        Algorithm::HS512 => hmac::HMAC_SHA512,
-        _ => hmac::HMAC_SHA256,
-    }
 }
 
 enum VerifierKind {
@@ -181,10 +176,12 @@ impl RingVerifier {
             return Err(lib_error(JwtLibErrorKind::InvalidAlgorithm));
         }
         let kind = match algorithm.key_type() {
-            KeyType::Hmac => VerifierKind::Hmac(hmac::Key::new(
-                hmac_algorithm(algorithm),
-                key.try_get_as_bytes()?,
-            )),
+            KeyType::Hmac => {
+                let hmac = algorithm
+                    .hmac()
+                    .ok_or_else(|| lib_error(JwtLibErrorKind::InvalidAlgorithm))?;
+                VerifierKind::Hmac(hmac::Key::new(hmac, key.try_get_as_bytes()?))
+            }
             KeyType::Rsa => {
                 let (n, e) = match key.kind() {
                     DecodingKeyKind::RsaModulusExponent { n, e } => (n.clone(), e.clone()),
@@ -232,27 +229,14 @@ impl RingVerifier {
             }
             VerifierKind::Hmac(_) => Err(sig_error()),
             VerifierKind::Rsa { n, e } => {
-                let params: &sig::RsaParameters = match algorithm {
-                    Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-                    Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-                    Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-                    Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-                    Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-                    Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
-                    _ => return Err(sig_error()),
-                };
+                let params = algorithm.rsa_verification().ok_or_else(sig_error)?;
                 sig::RsaPublicKeyComponents { n, e }
                     .verify(params, msg, signature)
                     .map_err(|_| sig_error())
             }
             VerifierKind::Point(_) if algorithm != self.algorithm => Err(sig_error()),
             VerifierKind::Point(public_key) => {
-                let algorithm: &dyn sig::VerificationAlgorithm = match self.algorithm {
-                    Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
-                    Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
-                    Algorithm::EdDSA => &sig::ED25519,
-                    _ => return Err(sig_error()),
-                };
+                let algorithm = self.algorithm.point_verification().ok_or_else(sig_error)?;
                 sig::UnparsedPublicKey::new(algorithm, public_key)
                     .verify(msg, signature)
                     .map_err(|_| sig_error())
@@ -292,15 +276,7 @@ impl Signer<Vec<u8>> for RingSigner {
         match &self.kind {
             SignerKind::Hmac(key) => Ok(hmac::sign(key, msg).as_ref().to_vec()),
             SignerKind::Rsa(pair) => {
-                let encoding: &'static dyn sig::RsaEncoding = match self.algorithm {
-                    Algorithm::RS256 => &sig::RSA_PKCS1_SHA256,
-                    Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
-                    Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
-                    Algorithm::PS256 => &sig::RSA_PSS_SHA256,
-                    Algorithm::PS384 => &sig::RSA_PSS_SHA384,
-                    Algorithm::PS512 => &sig::RSA_PSS_SHA512,
-                    _ => return Err(sig_error()),
-                };
+                let encoding = self.algorithm.rsa_encoding().ok_or_else(sig_error)?;
                 let mut out = vec![0; pair.public().modulus_len()];
                 pair.sign(encoding, &self.rng, msg, &mut out)
                     .map_err(|_| sig_error())?;
@@ -337,18 +313,14 @@ fn ec_components_from_private_key(
     key: &[u8],
     algorithm: jsonwebtoken::Algorithm,
 ) -> jsonwebtoken::errors::Result<(EllipticCurve, Vec<u8>, Vec<u8>)> {
-    let (signing, curve, size) = match ours(algorithm)? {
-        Algorithm::ES256 => (
-            &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
-            EllipticCurve::P256,
-            32,
-        ),
-        Algorithm::ES384 => (
-            &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
-            EllipticCurve::P384,
-            48,
-        ),
-        _ => return Err(lib_error(JwtLibErrorKind::InvalidEcdsaKey)),
+    let algorithm = ours(algorithm)?;
+    let (signing, _, size) = algorithm
+        .ecdsa()
+        .ok_or_else(|| lib_error(JwtLibErrorKind::InvalidEcdsaKey))?;
+    let curve = if algorithm == Algorithm::ES256 {
+        EllipticCurve::P256
+    } else {
+        EllipticCurve::P384
     };
     let pair = sig::EcdsaKeyPair::from_pkcs8(signing, key, &SystemRandom::new())
         .map_err(|_| lib_error(JwtLibErrorKind::InvalidEcdsaKey))?;
