@@ -383,7 +383,8 @@ impl RemoteJwks {
         }
     }
 
-    /// Uses another clock for freshness (tests). Call before sharing the value.
+    /// Uses another clock for freshness (tests). Call before sharing the value (on a shared
+    /// value it changes nothing, and says so in the log).
     #[must_use]
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
         match Arc::try_unwrap(self.inner) {
@@ -393,11 +394,18 @@ impl RemoteJwks {
                     inner: Arc::new(inner),
                 }
             }
-            Err(inner) => Self { inner },
+            Err(inner) => {
+                tracing::error!(
+                    target: "portcullis.jwt",
+                    "RemoteJwks::with_clock on a shared value: the clock is not changed"
+                );
+                Self { inner }
+            }
         }
     }
 
-    /// Counts every fetch ([`Measurement::JwksFetch`]). Call before sharing the value.
+    /// Counts every fetch ([`Measurement::JwksFetch`]). Call before sharing the value (on a
+    /// shared value it changes nothing, and says so in the log).
     #[must_use]
     pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
         match Arc::try_unwrap(self.inner) {
@@ -407,7 +415,13 @@ impl RemoteJwks {
                     inner: Arc::new(inner),
                 }
             }
-            Err(inner) => Self { inner },
+            Err(inner) => {
+                tracing::error!(
+                    target: "portcullis.jwt",
+                    "RemoteJwks::with_metrics on a shared value: fetches are not counted"
+                );
+                Self { inner }
+            }
         }
     }
 

@@ -50,7 +50,7 @@ pub enum IssueKind {
     RedundantAction,
     /// A role grants nothing.
     EmptyRole,
-    /// The policy is larger than the loader's [`Limits`] allow.
+    /// The policy is larger than the loader's [`Limits`](crate::Limits) allow.
     LimitExceeded,
 }
 
