@@ -6,7 +6,7 @@
 use std::fmt::{self, Debug, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::policy::Effect;
+use crate::policy::{Decision, DecisionReason, Effect};
 
 /// How the authentication of one request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +22,19 @@ pub enum AuthenticationOutcome {
     Unavailable,
 }
 
+impl AuthenticationOutcome {
+    /// `authenticated`, `anonymous`, `refused` or `unavailable`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Authenticated => "authenticated",
+            Self::Anonymous => "anonymous",
+            Self::Refused => "refused",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// One thing that happened, as [`Metrics::record`] is told it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -33,13 +46,8 @@ pub enum Measurement<'a> {
         /// The authenticator that accepted or refused the credentials, when one did.
         authenticator: Option<&'a str>,
     },
-    /// The authorization layer or a guard decided.
-    Decision {
-        /// Allow or deny.
-        effect: Effect,
-        /// The reason's code ([`Decision::reason_code`](crate::Decision::reason_code)).
-        reason: &'static str,
-    },
+    /// The authorization layer or a guard decided (its effect, its reason).
+    Decision(&'a Decision),
     /// The audit layer recorded an event, or the sink refused it (the request then got 503).
     AuditEvent {
         /// Whether the sink took it.
@@ -65,14 +73,14 @@ pub trait Metrics: Debug + Send + Sync {
 /// with [`Counters::snapshot`], or serve [`Counters::prometheus`] at `/metrics`.
 ///
 /// ```
-/// use portcullis_core::{AuthenticationOutcome, Counters, Effect, Measurement, Metrics};
+/// use portcullis_core::{AuthenticationOutcome, Counters, Decision, Measurement, Metrics};
 ///
 /// let counters = Counters::default();
 /// counters.record(Measurement::Authentication {
 ///     outcome: AuthenticationOutcome::Refused,
 ///     authenticator: Some("jwt"),
 /// });
-/// counters.record(Measurement::Decision { effect: Effect::Deny, reason: "no_match" });
+/// counters.record(Measurement::Decision(&Decision::no_match()));
 /// let snapshot = counters.snapshot();
 /// assert_eq!((snapshot.refused, snapshot.denied), (1, 1));
 /// assert!(counters.prometheus().contains("portcullis_authentications_total{outcome=\"refused\"} 1"));
@@ -133,11 +141,14 @@ impl Metrics for Counters {
                 AuthenticationOutcome::Refused => &self.refused,
                 AuthenticationOutcome::Unavailable => &self.unavailable,
             },
-            Measurement::Decision { effect, reason } => {
-                if matches!(reason, "evaluation_error" | "invalid_request") {
+            Measurement::Decision(decision) => {
+                if matches!(
+                    decision.reason(),
+                    DecisionReason::InvalidRequest(_) | DecisionReason::EvaluationError(_)
+                ) {
                     self.decision_errors.fetch_add(1, Ordering::Relaxed);
                 }
-                match effect {
+                match decision.effect() {
                     Effect::Allow => &self.allowed,
                     Effect::Deny => &self.denied,
                 }
@@ -256,6 +267,7 @@ mod tests {
     #[test]
     fn every_measurement_moves_its_counter() {
         let counters = Counters::default();
+        let error = Decision::error("policy not loaded");
         let all = [
             Measurement::Authentication {
                 outcome: AuthenticationOutcome::Authenticated,
@@ -273,14 +285,8 @@ mod tests {
                 outcome: AuthenticationOutcome::Unavailable,
                 authenticator: Some("jwt"),
             },
-            Measurement::Decision {
-                effect: Effect::Allow,
-                reason: "allowed",
-            },
-            Measurement::Decision {
-                effect: Effect::Deny,
-                reason: "evaluation_error",
-            },
+            Measurement::Decision(&Decision::superuser()),
+            Measurement::Decision(&error),
             Measurement::AuditEvent { recorded: true },
             Measurement::AuditEvent { recorded: false },
             Measurement::AuditQueueDepth(7),

@@ -505,15 +505,7 @@ fn observe(
         _ if refused => AuthenticationOutcome::Refused,
         _ => AuthenticationOutcome::Anonymous,
     };
-    span.record(
-        "outcome",
-        match outcome {
-            AuthenticationOutcome::Authenticated => "authenticated",
-            AuthenticationOutcome::Refused => "refused",
-            AuthenticationOutcome::Unavailable => "unavailable",
-            _ => "anonymous",
-        },
-    );
+    span.record("outcome", outcome.as_str());
     if let Some(name) = authenticator {
         span.record("authenticator", name);
     }

@@ -722,10 +722,7 @@ fn observe(
             span.record("resource", record.resource.as_str());
             span.record("reason", tracing::field::display(&record.decision));
             if let Some(metrics) = metrics {
-                metrics.record(Measurement::Decision {
-                    effect: record.decision.effect(),
-                    reason: record.decision.reason_code(),
-                });
+                metrics.record(Measurement::Decision(&record.decision));
             }
             record.decision.reason_code()
         }
