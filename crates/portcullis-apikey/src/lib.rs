@@ -18,7 +18,9 @@ pub use format::{
     SECRET_BYTES, SECRET_LEN, generate_key, parse_key,
 };
 pub use record::{InvalidHash, KeyHash, KeyRecord, MIN_PEPPER_LEN, Pepper, Verifier, WeakPepper};
-pub use store::{FileOptions, JsonFileStore, KeyStore, MemoryStore, StoreError, parse_key_file};
+pub use store::{
+    FileOptions, JsonFileStore, KeyStore, MAX_KEY_FILE_LEN, MemoryStore, StoreError, parse_key_file,
+};
 
 /// Generates a key for `owner` and the record to store for it. The key is shown once (hand
 /// `generated.key` to its owner); the record holds only `HMAC-SHA-256(pepper, secret)`.

@@ -343,8 +343,11 @@ pub fn parse_key_file(text: &str, options: FileOptions) -> Result<Vec<KeyRecord>
     Ok(records)
 }
 
+/// Largest key file read, in bytes (about 200,000 AmateRS records).
+pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024 * 1024;
+
 fn load_file(path: &Path, options: FileOptions) -> Result<Vec<KeyRecord>, StoreError> {
-    let text = std::fs::read_to_string(path)
+    let text = portcullis_core::read_bounded_text(path, MAX_KEY_FILE_LEN)
         .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
     parse_key_file(&text, options)
 }

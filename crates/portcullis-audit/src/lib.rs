@@ -13,6 +13,6 @@ mod sinks;
 pub use buffered::{BufferConfig, BufferStats, BufferedSink, Overflow};
 pub use chain::{Chain, GENESIS, Tampering, verify_lines};
 pub use file::{BatchWriter, Durability, FileSinkConfig, JsonlFile, JsonlFileSink, Rotation};
-pub use reader::{AuditReader, VerifyError};
+pub use reader::{AuditReader, MAX_LINE_LEN, VerifyError};
 pub use redact::{REDACTED, Redactor};
 pub use sinks::{FanoutSink, MemorySink, TracingSink};

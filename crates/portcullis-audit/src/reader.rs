@@ -37,8 +37,11 @@ impl AuditReader {
         rotated
     }
 
-    fn lines(path: &Path) -> Result<std::io::Lines<BufReader<File>>, AuditError> {
-        Ok(BufReader::new(File::open(path)?).lines())
+    fn lines(path: &Path) -> Result<Lines, AuditError> {
+        Ok(Lines {
+            reader: BufReader::new(File::open(path)?),
+            buf: Vec::new(),
+        })
     }
 
     /// Events matching `filter`, oldest first, skipping `offset` matches and returning at most
@@ -56,7 +59,9 @@ impl AuditReader {
         let mut skipped = 0usize;
         for path in self.files() {
             for line in Self::lines(&path)? {
-                let line = line?;
+                let Line::Text(line) = line? else {
+                    continue;
+                };
                 let Ok(event) = serde_json::from_str::<AuditEvent>(&line) else {
                     continue;
                 };
@@ -102,7 +107,9 @@ impl AuditReader {
             })
             .flatten()
             .map_while(|line| match line {
-                Ok(line) => Some(line),
+                Ok(Line::Text(line)) => Some(line),
+                // Not an event: verification reports it as an unparseable line.
+                Ok(Line::Unreadable) => Some(String::new()),
                 Err(e) => {
                     note(e.to_string());
                     None
@@ -122,6 +129,72 @@ impl AuditReader {
             return Err(VerifyError::Io(e));
         }
         verified.map_err(VerifyError::Tampered)
+    }
+}
+
+/// Longest line the reader takes for a possible event, in bytes; a longer line is not an
+/// event (skipped by queries, unparseable for verification) and is never held in memory.
+pub const MAX_LINE_LEN: usize = 1024 * 1024;
+
+/// A line of a trail file.
+enum Line {
+    /// A line of UTF-8 text, without its line ending.
+    Text(String),
+    /// A line longer than [`MAX_LINE_LEN`], or not UTF-8.
+    Unreadable,
+}
+
+/// The lines of a trail file, each read to at most [`MAX_LINE_LEN`] bytes.
+struct Lines {
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+}
+
+impl Iterator for Lines {
+    type Item = std::io::Result<Line>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.buf.clear();
+        let mut too_long = false;
+        let mut read_any = false;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) => return Some(Err(e)),
+            };
+            if available.is_empty() {
+                if !read_any {
+                    return None;
+                }
+                break;
+            }
+            read_any = true;
+            let newline = available.iter().position(|b| *b == b'\n');
+            let chunk = available
+                .get(..newline.unwrap_or(available.len()))
+                .unwrap_or_default();
+            if !too_long && self.buf.len() + chunk.len() <= MAX_LINE_LEN {
+                self.buf.extend_from_slice(chunk);
+            } else {
+                too_long = true;
+                self.buf.clear();
+            }
+            let consumed = newline.map_or(chunk.len(), |at| at + 1);
+            self.reader.consume(consumed);
+            if newline.is_some() {
+                break;
+            }
+        }
+        if too_long {
+            return Some(Ok(Line::Unreadable));
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        Some(Ok(match String::from_utf8(std::mem::take(&mut self.buf)) {
+            Ok(text) => Line::Text(text),
+            Err(_) => Line::Unreadable,
+        }))
     }
 }
 

@@ -188,6 +188,39 @@ fn rewrite(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
+/// A trail with a line that is not UTF-8 (Latin-1) and one longer than the reader holds: a
+/// query skips both (they are not events) without holding the long one in memory, and
+/// verification reports the first as unparseable at its line.
+#[tokio::test]
+async fn unreadable_lines_are_skipped_by_queries_and_refused_by_verification() {
+    let (dir, path) = chained_trail("unreadable", 4);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let mut inserted = b"{\"caf\xe9\": 1}\n".to_vec();
+    inserted.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE_LEN));
+    inserted.push(b'\n');
+    bytes.splice(at..at, inserted);
+    std::fs::write(&path, &bytes).unwrap();
+    let reader = AuditReader::new(&path);
+    let events = AuditQuery::query(&reader, &AuditFilter::default(), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 4, "the four events, and nothing else");
+    assert_eq!(
+        reader.verify(None).unwrap_err(),
+        VerifyError::Tampered(Tampering::Unparseable { line: 2 })
+    );
+    // An empty file is an empty trail.
+    std::fs::write(&path, b"").unwrap();
+    assert!(
+        AuditQuery::query(&reader, &AuditFilter::default(), 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn tampering_each_kind_of_edit_is_reported_at_its_line() {
     let (dir, path) = chained_trail("tamper", 10);

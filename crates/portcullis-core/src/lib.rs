@@ -44,7 +44,7 @@ pub use location::Location;
 pub use metrics::{AuthenticationOutcome, CounterSnapshot, Counters, Measurement, Metrics};
 #[cfg(feature = "os")]
 #[cfg_attr(docsrs, doc(cfg(feature = "os")))]
-pub use os::{RandomIds, SystemClock};
+pub use os::{RandomIds, SystemClock, read_bounded, read_bounded_text};
 pub use policy::{
     AccessRequest, Decision, DecisionReason, Effect, Grant, GrantSource, PolicyEngine,
     RequestContext,

@@ -250,7 +250,7 @@ impl AmatersJwtConfig {
 
     fn read(base: &Path, path: &Path) -> Result<Vec<u8>, ConfigError> {
         let full = base.join(path);
-        std::fs::read(&full).map_err(|e| {
+        portcullis_core::read_bounded(&full, crate::keys::MAX_KEY_FILE_LEN).map_err(|e| {
             ConfigError::Key(KeyError::Io {
                 path: full.display().to_string(),
                 message: e.to_string(),

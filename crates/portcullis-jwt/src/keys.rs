@@ -27,6 +27,9 @@ use crate::provider::RingVerifier;
 /// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3).
 pub const MIN_RSA_BITS: usize = 2048;
 
+/// Largest key file (PEM key, JWKS document) read, in bytes.
+pub const MAX_KEY_FILE_LEN: u64 = 1024 * 1024;
+
 /// The minimum HMAC key length for an algorithm: the hash output size (RFC 7518 §3.2).
 #[must_use]
 pub fn min_hmac_key_len(alg: Algorithm) -> usize {
@@ -504,12 +507,13 @@ impl KeySet {
         Ok(set)
     }
 
-    /// Reads a JWKS file.
+    /// Reads a JWKS file (at most [`MAX_KEY_FILE_LEN`] bytes).
     pub fn from_jwks_file(path: &std::path::Path, policy: &JwkPolicy) -> Result<Self, KeyError> {
-        let bytes = std::fs::read(path).map_err(|e| KeyError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let bytes =
+            portcullis_core::read_bounded(path, MAX_KEY_FILE_LEN).map_err(|e| KeyError::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
         Self::from_jwks_json(&bytes, policy)
     }
 

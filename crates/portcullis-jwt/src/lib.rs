@@ -37,6 +37,8 @@ pub use error::{ConfigError, FetchError, JwtError, KeyError};
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use hyper_fetcher::HyperFetcher;
 pub use issuer::{IssuedToken, SigningKey, TokenIssuer, TokenRequest};
-pub use keys::{JwkPolicy, KeySet, MIN_RSA_BITS, VerificationKey, min_hmac_key_len};
+pub use keys::{
+    JwkPolicy, KeySet, MAX_KEY_FILE_LEN, MIN_RSA_BITS, VerificationKey, min_hmac_key_len,
+};
 pub use provider::install_default;
 pub use remote::{FetchedDocument, HttpFetcher, JwksOptions, JwksStatus, RemoteJwks};

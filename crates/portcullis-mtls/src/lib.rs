@@ -20,7 +20,7 @@ pub use authenticator::{
 pub use config::{AmatersMtlsConfig, AmatersNetworkConfig};
 pub use error::MtlsError;
 pub use identity::{IdentitySource, SpiffeId};
-pub use store::{TrustMaterial, TrustStore};
+pub use store::{MAX_TRUST_FILE_LEN, TrustMaterial, TrustStore};
 
 /// The certificate and key types of the public API (and their PEM parsing).
 pub use rustls_pki_types;

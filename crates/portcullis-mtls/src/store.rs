@@ -140,8 +140,12 @@ fn parse_crls(
         .collect()
 }
 
+/// Largest certificate or CRL file read, in bytes (the CRLs of a large CA run to tens of MB).
+pub const MAX_TRUST_FILE_LEN: u64 = 64 * 1024 * 1024;
+
 fn read(path: &Path) -> Result<Vec<u8>, MtlsError> {
-    std::fs::read(path).map_err(|e| MtlsError::Store(format!("{}: {e}", path.display())))
+    portcullis_core::read_bounded(path, MAX_TRUST_FILE_LEN)
+        .map_err(|e| MtlsError::Store(format!("{}: {e}", path.display())))
 }
 
 /// PEM certificates from a file, or from every regular file of a directory (sorted by name).

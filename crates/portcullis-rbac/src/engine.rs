@@ -260,8 +260,10 @@ impl PolicyEngine for RbacEngine {
 }
 
 fn read(path: &std::path::Path) -> Result<String, RbacError> {
-    std::fs::read_to_string(path).map_err(|e| RbacError::Read {
-        path: path.display().to_string(),
-        message: e.to_string(),
+    portcullis_core::read_bounded_text(path, crate::MAX_POLICY_FILE_LEN as u64).map_err(|e| {
+        RbacError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
     })
 }

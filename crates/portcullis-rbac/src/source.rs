@@ -65,7 +65,7 @@ impl SourceMap {
 #[serde(deny_unknown_fields)]
 struct SpannedDocument {
     #[serde(default)]
-    builtins: Builtins,
+    builtins: Option<Builtins>,
     #[serde(default)]
     actions: Option<Spanned<ActionsDef>>,
     #[serde(default)]
@@ -120,7 +120,19 @@ fn unspan_rule(rule: SpannedRule) -> (RuleDef, RuleSpans) {
 /// Largest roles file accepted, in bytes.
 pub const MAX_POLICY_FILE_LEN: usize = 64 * 1024 * 1024;
 
+/// A document-wide error (no place in the file).
+fn refused(message: String) -> PolicyError {
+    let mut report = ValidationReport::default();
+    report.push(Severity::Error, IssueKind::Syntax, None, None, message);
+    PolicyError { report }
+}
+
 pub(crate) fn parse_toml(text: &str) -> Result<(PolicyDocument, SourceMap), PolicyError> {
+    if text.len() > MAX_POLICY_FILE_LEN {
+        return Err(refused(format!(
+            "the roles file is larger than {MAX_POLICY_FILE_LEN} bytes"
+        )));
+    }
     let mut map = SourceMap {
         line_starts: std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
@@ -128,17 +140,6 @@ pub(crate) fn parse_toml(text: &str) -> Result<(PolicyDocument, SourceMap), Poli
         text: text.to_owned(),
         ..SourceMap::default()
     };
-    if text.len() > MAX_POLICY_FILE_LEN {
-        let mut report = ValidationReport::default();
-        report.push(
-            Severity::Error,
-            IssueKind::Syntax,
-            None,
-            None,
-            format!("the roles file is larger than {MAX_POLICY_FILE_LEN} bytes"),
-        );
-        return Err(PolicyError { report });
-    }
     let spanned: SpannedDocument = match toml::from_str(text) {
         Ok(doc) => doc,
         Err(e) => {
@@ -154,6 +155,19 @@ pub(crate) fn parse_toml(text: &str) -> Result<(PolicyDocument, SourceMap), Poli
             return Err(PolicyError { report });
         }
     };
+    // An empty (or comments-only) file is far more often a truncated deploy than a wish for
+    // the built-in roles alone, which `builtins = "amaters"` says explicitly.
+    if spanned.builtins.is_none()
+        && spanned.actions.is_none()
+        && spanned.default_role.is_none()
+        && spanned.default_mode.is_none()
+        && spanned.superuser_attribute.is_none()
+        && spanned.roles.is_empty()
+    {
+        return Err(refused(
+            "the roles file is empty: it names no role and no setting (write `builtins = \"amaters\"` to use the built-in roles alone)".into(),
+        ));
+    }
     map.default_role = spanned.default_role.as_ref().map(Spanned::span);
     map.default_mode = spanned.default_mode.as_ref().map(Spanned::span);
     map.actions = spanned.actions.as_ref().map(Spanned::span);
@@ -187,7 +201,7 @@ pub(crate) fn parse_toml(text: &str) -> Result<(PolicyDocument, SourceMap), Poli
         });
     }
     let doc = PolicyDocument {
-        builtins: spanned.builtins,
+        builtins: spanned.builtins.unwrap_or_default(),
         actions: spanned.actions.map(Spanned::into_inner),
         default_role: spanned.default_role.map(Spanned::into_inner),
         default_mode: spanned.default_mode.map(Spanned::into_inner),

@@ -290,3 +290,58 @@ fn cycles_are_reported_boundedly() {
         .count();
     assert!((1..=16).contains(&cycles), "{cycles} cycles reported");
 }
+
+/// A roles file that is too large, not UTF-8 (Latin-1), empty or comments only: each is an
+/// error that leaves the policy in force (the large one is never read past its bound). An
+/// empty file is refused rather than taken for the built-in roles alone.
+#[test]
+fn roles_files_too_large_wrongly_encoded_or_empty() {
+    use portcullis_core::{AccessRequest, AuthMethod, PolicyEngine, Principal, PrincipalKind};
+    use portcullis_rbac::{MAX_POLICY_FILE_LEN, Policy, RbacEngine, RbacError};
+
+    let dir = std::env::temp_dir().join(format!("portcullis-rbac-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let engine = RbacEngine::new(Policy::amaters()).unwrap();
+    let admin = Principal::builder(
+        "a",
+        PrincipalKind::User,
+        AuthMethod::ApiKey,
+        OffsetDateTime::UNIX_EPOCH,
+    )
+    .role("admin")
+    .build()
+    .unwrap();
+    let allowed = |engine: &RbacEngine| {
+        engine
+            .evaluate(&AccessRequest::new(&admin, "read", "collection:x"))
+            .is_allowed()
+    };
+    assert!(allowed(&engine));
+
+    let huge = dir.join("huge.toml");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(MAX_POLICY_FILE_LEN as u64 + 1).unwrap();
+    let error = engine.reload_file(&huge).unwrap_err();
+    assert!(matches!(error, RbacError::Read { .. }), "{error}");
+    assert!(error.to_string().contains("larger than"), "{error}");
+    assert!(allowed(&engine), "the policy in force stays");
+
+    let latin1 = dir.join("latin1.toml");
+    std::fs::write(&latin1, b"[[roles]]\nname = \"caf\xe9\"\n").unwrap();
+    let error = engine.reload_file(&latin1).unwrap_err();
+    assert!(error.to_string().contains("not UTF-8"), "{error}");
+    assert!(allowed(&engine));
+
+    for (name, text) in [("empty.toml", ""), ("comments.toml", "# roles\n\n   \n")] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let error = engine.reload_file(&path).unwrap_err();
+        assert!(
+            error.to_string().contains("the roles file is empty"),
+            "{error}"
+        );
+        assert!(allowed(&engine), "the policy in force stays");
+    }
+    assert!(Policy::from_toml("builtins = \"amaters\"").is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -89,6 +89,9 @@ use portcullis_mtls::{AmatersMtlsConfig, AmatersNetworkConfig};
 use serde::Deserialize;
 
 pub use build::Stack;
+/// Largest configuration file read, in bytes.
+pub const MAX_CONFIG_FILE_LEN: u64 = 1024 * 1024;
+
 pub use portcullis_core::Location;
 
 fn yes() -> bool {
@@ -359,20 +362,23 @@ pub const ENVIRONMENT: [&str; 7] = [
 ];
 
 impl Config {
-    /// Reads a file and applies the process environment.
+    /// Reads a file (at most [`MAX_CONFIG_FILE_LEN`] bytes of UTF-8) and applies the process
+    /// environment.
     ///
     /// # Errors
     /// When the file cannot be read or parsed, or a variable is invalid.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: Some(path.to_path_buf()),
-            problems: vec![Problem {
-                key: String::new(),
-                origin: Origin::File(None),
-                message: format!("cannot read the file: {e}"),
-                hint: None,
-            }],
+        let text = portcullis_core::read_bounded_text(path, MAX_CONFIG_FILE_LEN).map_err(|e| {
+            ConfigError {
+                file: Some(path.to_path_buf()),
+                problems: vec![Problem {
+                    key: String::new(),
+                    origin: Origin::File(None),
+                    message: format!("cannot read the file: {e}"),
+                    hint: None,
+                }],
+            }
         })?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut config = Self::from_toml(&text, base)?;

@@ -222,7 +222,8 @@ impl Config {
 
         let policy = match &self.authz.roles_file {
             Some(path) => {
-                let text = std::fs::read_to_string(self.resolve(path))
+                let limit = portcullis_rbac::MAX_POLICY_FILE_LEN as u64;
+                let text = portcullis_core::read_bounded_text(&self.resolve(path), limit)
                     .map_err(|e| fail("authz.roles_file", e.to_string()))?;
                 Policy::from_toml(&text).map_err(|e| fail("authz.roles_file", e.to_string()))?
             }
@@ -328,7 +329,8 @@ impl Config {
         };
         use portcullis_mtls::rustls_pki_types::pem::PemObject as _;
         let read = |key: &str, path: &Path| {
-            std::fs::read(self.resolve(path)).map_err(|e| fail(key, e.to_string()))
+            portcullis_core::read_bounded(&self.resolve(path), portcullis_mtls::MAX_TRUST_FILE_LEN)
+                .map_err(|e| fail(key, e.to_string()))
         };
         let chain = CertificateDer::pem_slice_iter(&read("network.tls_cert", &network.tls_cert)?)
             .collect::<Result<Vec<_>, _>>()

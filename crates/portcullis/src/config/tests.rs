@@ -138,3 +138,23 @@ fn syntax_errors_have_a_place() {
     let unknown = Config::from_toml("[auth]\nunknown_key = 1\n", ".").unwrap_err();
     assert!(unknown.to_string().contains("unknown_key"), "{unknown}");
 }
+
+/// A configuration file that is too large or not UTF-8 (Latin-1) is an error naming the file;
+/// the large one is never read past its bound.
+#[test]
+fn files_too_large_or_wrongly_encoded_are_errors() {
+    let dir = std::env::temp_dir().join(format!("portcullis-config-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let huge = dir.join("huge.toml");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(MAX_CONFIG_FILE_LEN + 1)
+        .unwrap();
+    let error = Config::from_file(&huge).unwrap_err().to_string();
+    assert!(error.contains("larger than"), "{error}");
+    let latin1 = dir.join("latin1.toml");
+    std::fs::write(&latin1, b"[auth]\nrealm = \"caf\xe9\"\n").unwrap();
+    let error = Config::from_file(&latin1).unwrap_err().to_string();
+    assert!(error.contains("not UTF-8"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
