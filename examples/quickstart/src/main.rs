@@ -158,6 +158,7 @@ async fn run(options: Options) -> Result<(), String> {
         "  curl -X PUT -H 'X-API-Key: demo-reader-key' {scheme}://{local}/collections/datasets   # 403"
     );
     println!("  curl -H 'X-API-Key: demo-admin-key' {scheme}://{local}/audit/logs");
+    println!("  curl {scheme}://{local}/metrics");
     if stack.token_issuer().is_some() {
         println!("  TOKEN=$(cargo run -q -p quickstart -- --dev token alice admin)");
         println!(
