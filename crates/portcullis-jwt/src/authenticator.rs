@@ -17,6 +17,7 @@ use crate::issuer::TokenIssuer;
 use crate::jose::{HeaderCache, decode_header_in, decode_into, parse_claims, split_compact};
 use crate::keys::{KeySet, VerificationKey};
 use crate::remote::RemoteJwks;
+use crate::revocation::RevocationList;
 
 /// Default largest token accepted, checked before any decoding (8 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -300,6 +301,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     realm: String,
     headers: HeaderCache,
+    revocations: Option<Arc<dyn RevocationList>>,
 }
 
 impl fmt::Debug for JwtAuthenticator {
@@ -319,9 +321,18 @@ pub struct JwtAuthenticatorBuilder {
     max_token_bytes: usize,
     clock: Arc<dyn Clock>,
     realm: String,
+    revocations: Option<Arc<dyn RevocationList>>,
 }
 
 impl JwtAuthenticatorBuilder {
+    /// Refuses tokens whose `jti` is on `list`; tokens without a `jti` are then refused too
+    /// (they could not be revoked).
+    #[must_use]
+    pub fn revocations(mut self, list: Arc<dyn RevocationList>) -> Self {
+        self.revocations = Some(list);
+        self
+    }
+
     /// Adds an issuer.
     #[must_use]
     pub fn issuer(mut self, issuer: IssuerConfig) -> Self {
@@ -399,6 +410,7 @@ impl JwtAuthenticatorBuilder {
                 clock: self.clock,
                 realm: self.realm,
                 headers: HeaderCache::default(),
+                revocations: self.revocations,
             }),
         })
     }
@@ -413,6 +425,7 @@ impl JwtAuthenticator {
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             clock: Arc::new(SystemClock),
             realm: "api".into(),
+            revocations: None,
         }
     }
 
@@ -498,6 +511,18 @@ impl JwtAuthenticator {
         key.verify(header.alg, segments.signing_input, signature)?;
         let now = inner.clock.now();
         let exp = issuer.validation.check(&claims, now.unix_timestamp())?;
+        if let Some(list) = &inner.revocations {
+            let jti = match claims.other.get("jti") {
+                Some(Value::String(jti)) if !jti.is_empty() => jti,
+                Some(_) => return Err(JwtError::InvalidClaim("jti")),
+                None => return Err(JwtError::MissingClaim("jti")),
+            };
+            match list.is_revoked(jti) {
+                Ok(false) => {}
+                Ok(true) => return Err(JwtError::Revoked),
+                Err(error) => return Err(JwtError::RevocationsUnavailable(error.0)),
+            }
+        }
         let principal = issuer.mapping.principal(claims, exp, now)?;
         if !cached {
             inner.headers.remember(segments.header, &header);

@@ -74,6 +74,12 @@ pub enum JwtError {
     /// The keys for the issuer cannot be obtained (JWKS endpoint down past the stale bound).
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
+    /// The token's `jti` is on the revocation list.
+    #[error("token revoked")]
+    Revoked,
+    /// The revocation list cannot be trusted now (its database is away).
+    #[error("revocation list unavailable: {0}")]
+    RevocationsUnavailable(String),
     /// The claims could not be turned into a principal.
     #[error("claims do not make a valid principal: {0}")]
     Principal(String),
@@ -86,7 +92,9 @@ impl JwtError {
         let error = match self {
             Self::Expired => AuthError::expired(),
             Self::NotYetValid => AuthError::not_yet_valid(),
-            Self::KeysUnavailable(what) => AuthError::dependency_unavailable(what),
+            Self::KeysUnavailable(what) | Self::RevocationsUnavailable(what) => {
+                AuthError::dependency_unavailable(what)
+            }
             other => AuthError::invalid_credentials(other.to_string()),
         };
         // A JWT error is always about a bearer token that was sent.

@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("portcullis-sqlx needs the `postgres` feature, the `sqlite` feature, or both");
+
+mod apikeys;
+mod audit;
+mod db;
+mod rbac;
+mod revocations;
+#[cfg(feature = "postgres")]
+mod tenant;
+mod users;
+
+pub use apikeys::SqlKeyStore;
+pub use audit::{AuditCursor, AuditPage, InvalidCursor, MAX_PAGE, SqlAudit, SqlAuditWriter};
+pub use db::{Engine, Store, StoreError, StoreOptions};
+pub use rbac::{Effect, NewRole, POLICY_CHANNEL, RbacStore, WatchHandle, WatchOptions};
+pub use revocations::{RevocationCache, RevocationOptions};
+#[cfg(feature = "postgres")]
+pub use tenant::TenantTransaction;
+pub use users::{NewUser, User, Users};

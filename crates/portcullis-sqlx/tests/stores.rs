@@ -1,0 +1,490 @@
+//! Every store on every engine: SQLite in memory and in a file, and a real PostgreSQL.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_apikey::{
+    ApiKeyAuthenticator, KeyHash, KeyPrefix, KeyRecord, KeyStore, Pepper, Verifier, issue_key,
+};
+use portcullis_core::{
+    ApiKeySource, AuditEvent, AuditEventType, AuditFilter, AuditQuery, AuditResult, AuditSink,
+    AuthErrorKind, AuthOutcome, Authenticator, Credential, Credentials, IdSource, Principal,
+    PrincipalKind, RandomIds, SecretString,
+};
+use portcullis_rbac::{Builtins, PolicyDocument};
+use portcullis_sqlx::{
+    AuditCursor, Effect, NewRole, NewUser, RbacStore, StoreError, WatchOptions,
+};
+use time::OffsetDateTime;
+
+fn aethera() -> PolicyDocument {
+    PolicyDocument {
+        builtins: Builtins::Aethera,
+        superuser_attribute: Some("is_superuser".into()),
+        ..PolicyDocument::default()
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_again_without_change() {
+    for db in common::all("migrate").await {
+        db.store.migrate().await.unwrap();
+        db.second_instance().await.migrate().await.ok();
+        assert_eq!(db.store.audit().count().await.unwrap(), 0, "{}", db.name);
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    for url in ["mysql://x/y", "file.db", "http://x"] {
+        assert!(matches!(
+            portcullis_sqlx::Store::connect(url).await,
+            Err(StoreError::UnsupportedUrl(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn users_are_unique_by_username_and_by_email_in_any_case() {
+    for db in common::all("users").await {
+        let users = db.store.users();
+        let alice = users
+            .create(
+                NewUser::new("alice")
+                    .email("Alice@Example.com")
+                    .password_hash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+            )
+            .await
+            .unwrap();
+        assert!(!format!("{alice:?}").contains("argon2id"), "Debug redacts the hash");
+        let found = users.find_by_email("alice@example.COM").await.unwrap().unwrap();
+        assert_eq!(found, alice, "{}", db.name);
+        assert_eq!(users.find_by_username("alice").await.unwrap().unwrap().id, alice.id);
+        assert!(users.find_by_username("Alice").await.unwrap().is_none());
+        assert!(matches!(
+            users.create(NewUser::new("alice")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            users.create(NewUser::new("alice2").email("ALICE@example.com")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(users.create(NewUser::new(" ")).await, Err(StoreError::Invalid(_))));
+        users.set_password_hash(&alice.id, "$argon2id$new").await.unwrap();
+        users.set_active(&alice.id, false).await.unwrap();
+        users.set_superuser(&alice.id, true).await.unwrap();
+        let changed = users.find_by_id(&alice.id).await.unwrap().unwrap();
+        assert_eq!(changed.password_hash.as_deref(), Some("$argon2id$new"));
+        assert!(!changed.is_active && changed.is_superuser);
+        assert!(changed.updated_at >= alice.updated_at);
+        assert!(matches!(
+            users.set_active("nobody", true).await,
+            Err(StoreError::NotFound(_))
+        ));
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn rbac_service_is_aetheras_with_audited_validated_changes() {
+    for db in common::all("rbac").await {
+        let store = &db.store;
+        let rbac = RbacStore::open(store, aethera()).await.unwrap();
+        let user = store.users().create(NewUser::new("ana")).await.unwrap();
+        assert!(!rbac.has_permission(&user.id, "projects:create").await.unwrap());
+        rbac.assign_role(&user.id, "analyst", "admin-1").await.unwrap();
+        assert_eq!(rbac.user_roles(&user.id).await.unwrap(), ["analyst"]);
+        assert!(rbac.has_permission(&user.id, "projects:create").await.unwrap());
+        assert!(!rbac.has_permission(&user.id, "projects:delete").await.unwrap());
+        let version = rbac.version();
+        rbac.grant_permission("analyst", "projects:delete", "admin-1").await.unwrap();
+        assert_eq!(rbac.version(), version + 1, "{}", db.name);
+        assert!(rbac.has_permission(&user.id, "projects:delete").await.unwrap());
+        assert_eq!(
+            rbac.get_user_permissions(&user.id).await.unwrap(),
+            [
+                "projects:create",
+                "projects:read",
+                "projects:delete",
+                "runs:create",
+                "runs:read",
+                "reports:read"
+            ]
+        );
+        rbac.revoke_permission("analyst", "projects:delete", "admin-1").await.unwrap();
+        assert!(!rbac.has_permission(&user.id, "projects:delete").await.unwrap());
+
+        // Inheritance and explicit deny, as in a roles file.
+        rbac.create_role(
+            NewRole::new("lead").description("analyst who may export").inherits("analyst"),
+            "admin-1",
+        )
+        .await
+        .unwrap();
+        rbac.grant_permission("lead", "reports:export", "admin-1").await.unwrap();
+        rbac.grant("lead", "*", "runs:create", Effect::Deny, "admin-1").await.unwrap();
+        rbac.assign_role(&user.id, "lead", "admin-1").await.unwrap();
+        assert!(rbac.has_permission(&user.id, "reports:export").await.unwrap());
+        assert!(!rbac.has_permission(&user.id, "runs:create").await.unwrap(), "deny wins");
+        rbac.revoke_role(&user.id, "lead", "admin-1").await.unwrap();
+        assert!(rbac.has_permission(&user.id, "runs:create").await.unwrap());
+
+        // Changes that would make the policy invalid change nothing.
+        let before = rbac.version();
+        assert!(matches!(
+            rbac.grant_permission("analyst", "projects:explode", "admin-1").await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            rbac.create_role(NewRole::new("orphan").inherits("ghost"), "admin-1").await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            rbac.add_parent("analyst", "lead", "admin-1").await,
+            Err(StoreError::Invalid(_))
+        ), "a cycle is refused");
+        assert!(matches!(
+            rbac.create_role(NewRole::new("bad name!"), "admin-1").await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            rbac.grant("lead", "col*lection", "runs:read", Effect::Allow, "admin-1").await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            rbac.create_role(NewRole::new("analyst"), "admin-1").await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            rbac.delete_role("analyst", "admin-1").await,
+            Err(StoreError::Invalid(_))
+        ), "lead inherits analyst");
+        assert!(matches!(
+            rbac.assign_role("nobody", "analyst", "admin-1").await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(rbac.version(), before, "{}", db.name);
+        assert!(RbacStore::open(store, aethera()).await.unwrap().engine().policy().role_names().any(|r| r == "lead"));
+
+        // Superusers, and disabled users.
+        let root = store.users().create(NewUser::new("root").superuser(true)).await.unwrap();
+        assert!(rbac.has_permission(&root.id, "users:manage").await.unwrap());
+        store.users().set_active(&user.id, false).await.unwrap();
+        assert!(!rbac.has_permission(&user.id, "projects:read").await.unwrap());
+        assert!(rbac.get_user_permissions(&user.id).await.unwrap().is_empty());
+
+        // Every change is an admin event, written with the change.
+        let admin_events = store
+            .audit()
+            .query(&AuditFilter::new().event_type(AuditEventType::Admin), 0, 100)
+            .await
+            .unwrap();
+        let actions: Vec<_> = admin_events.iter().filter_map(|e| e.action.as_deref()).collect();
+        assert_eq!(
+            actions,
+            [
+                "assign_role",
+                "grant_permission",
+                "revoke_permission",
+                "create_role",
+                "grant_permission",
+                "grant_permission",
+                "assign_role",
+                "revoke_role"
+            ],
+            "{}",
+            db.name
+        );
+        assert!(admin_events.iter().all(|e| e.principal.as_ref().unwrap().id == "admin-1"));
+        assert_eq!(
+            admin_events[1].reason.as_deref(),
+            Some("allow `* projects:delete` to role `analyst`")
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_grant_through_one_instance_is_enforced_by_another_within_a_second() {
+    for db in common::shared("propagate").await {
+        let one = RbacStore::open(&db.store, aethera()).await.unwrap();
+        let other_store = db.second_instance().await;
+        let other = RbacStore::open(&other_store, aethera()).await.unwrap();
+        let _watch = other.watch(WatchOptions::default());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let viewer = Principal::builder(
+            "v",
+            PrincipalKind::User,
+            portcullis_core::AuthMethod::Jwt,
+            OffsetDateTime::now_utc(),
+        )
+        .role("viewer")
+        .build()
+        .unwrap();
+        let engine = other.engine();
+        assert!(!engine.has_permission(&viewer, "runs:read"));
+        let granted = Instant::now();
+        one.grant_permission("viewer", "runs:read", "admin-1").await.unwrap();
+        while !engine.has_permission(&viewer, "runs:read") {
+            assert!(
+                granted.elapsed() < Duration::from_secs(1),
+                "{}: not enforced by the other instance within 1 s",
+                db.name
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        println!("{}: enforced by the other instance after {:?}", db.name, granted.elapsed());
+        one.revoke_permission("viewer", "runs:read", "admin-1").await.unwrap();
+        let revoked = Instant::now();
+        while engine.has_permission(&viewer, "runs:read") {
+            assert!(revoked.elapsed() < Duration::from_secs(1), "{}", db.name);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        other_store.close().await;
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn tenant_roles_are_seen_by_their_tenant_only() {
+    for db in common::all("tenant_roles").await {
+        RbacStore::open(&db.store, aethera()).await.unwrap();
+        db.store.create_tenant("acme", "Acme").await.unwrap();
+        db.store.create_tenant("globex", "Globex").await.unwrap();
+        let acme = RbacStore::open_for_tenant(&db.store, aethera(), "acme").await.unwrap();
+        let globex = RbacStore::open_for_tenant(&db.store, aethera(), "globex").await.unwrap();
+        acme.create_role(NewRole::new("auditor"), "acme-admin").await.unwrap();
+        acme.grant_permission("auditor", "audit:read", "acme-admin").await.unwrap();
+        assert!(acme.engine().policy().role_names().any(|r| r == "auditor"));
+        globex.refresh().await.unwrap();
+        assert!(!globex.engine().policy().role_names().any(|r| r == "auditor"));
+        // The tenant's roles cannot change global ones.
+        assert!(matches!(
+            acme.grant_permission("viewer", "audit:read", "acme-admin").await,
+            Err(StoreError::Invalid(_))
+        ));
+        globex.create_role(NewRole::new("auditor"), "globex-admin").await.unwrap();
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_found_by_id_and_by_amaters_hash_and_batch_their_usage() {
+    for db in common::all("apikeys").await {
+        let keys = db.store.api_keys();
+        let pepper = Pepper::new(&[7u8; 32]).unwrap();
+        let prefix = KeyPrefix::new("pk_").unwrap();
+        let (generated, mut record) = issue_key(&prefix, &pepper, "svc-1").unwrap();
+        record.roles = vec!["reader".into()];
+        record.scopes = vec!["read".into()];
+        record.tenant = Some("acme".into());
+        keys.insert(&record).await.unwrap();
+        assert!(matches!(keys.insert(&record).await, Err(StoreError::Conflict(_))));
+        let amaters = KeyRecord::new(
+            "legacy",
+            "svc-2",
+            Verifier::Sha256(KeyHash::sha256("my-secret-api-key")),
+        );
+        keys.insert(&amaters).await.unwrap();
+
+        let found = keys.find_by_id(&record.id).await.unwrap().unwrap();
+        assert_eq!(found.roles, ["reader"]);
+        assert_eq!(found.tenant.as_deref(), Some("acme"));
+        assert!(found.created_at.is_some());
+        let by_hash = keys
+            .find_by_hash(&KeyHash::sha256("my-secret-api-key"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_hash.id, "legacy");
+        assert!(keys.find_by_hash(&KeyHash::sha256("other")).await.unwrap().is_none());
+
+        let store: Arc<dyn KeyStore> = Arc::new(keys.clone());
+        let auth = ApiKeyAuthenticator::builder(store.clone(), Pepper::new(&[7u8; 32]).unwrap())
+            .prefix(prefix.clone())
+            .accept_amaters_keys(true)
+            .build();
+        let outcome = auth.authenticate(&api_key(generated.key.expose())).await;
+        let AuthOutcome::Authenticated(principal) = outcome else {
+            panic!("{}: {outcome:?}", db.name)
+        };
+        assert_eq!(principal.id(), "svc-1");
+        assert!(matches!(
+            auth.authenticate(&api_key("my-secret-api-key")).await,
+            AuthOutcome::Authenticated(_)
+        ));
+
+        let t1 = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        let t0 = t1 - time::Duration::hours(1);
+        store
+            .record_usage(&[(record.id.clone(), t1), ("legacy".into(), t0)])
+            .await
+            .unwrap();
+        store.record_usage(&[(record.id.clone(), t0)]).await.unwrap();
+        let used = keys.find_by_id(&record.id).await.unwrap().unwrap();
+        assert_eq!(used.last_used_at, Some(t1), "{}: time only moves forward", db.name);
+
+        assert!(keys.revoke(&record.id, OffsetDateTime::now_utc()).await.unwrap());
+        assert!(!keys.revoke("nope", OffsetDateTime::now_utc()).await.unwrap());
+        assert!(matches!(
+            auth.authenticate(&api_key(generated.key.expose())).await,
+            AuthOutcome::Rejected(_)
+        ));
+        assert_eq!(keys.of_user("svc-1").await.unwrap().len(), 1);
+        db.finish().await;
+    }
+}
+
+fn api_key(key: &str) -> Credentials {
+    Credentials::from_list(vec![Credential::ApiKey {
+        key: SecretString::new(key),
+        source: ApiKeySource::AuthorizationScheme,
+    }])
+}
+
+fn event(n: usize) -> AuditEvent {
+    let principal = Principal::builder(
+        format!("user-{}", n % 7),
+        PrincipalKind::User,
+        portcullis_core::AuthMethod::Jwt,
+        OffsetDateTime::now_utc(),
+    )
+    .name(format!("name-{}", n % 7))
+    .tenant("acme")
+    .build()
+    .unwrap();
+    AuditEvent::new(
+        RandomIds.event_id(),
+        if n % 2 == 0 { AuditEventType::Authorization } else { AuditEventType::Authentication },
+        if n % 3 == 0 { AuditResult::Denied } else { AuditResult::Success },
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + n as i64).unwrap(),
+    )
+    .with_principal(&principal)
+    .with_action(if n % 5 == 0 { "LOGIN" } else { "read" })
+    .with_resource(&format!("project:{}", n % 11))
+    .with_http("GET", "/projects", Some(200))
+    .with_metadata("n", n)
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_audit_writes_are_all_there_once() {
+    for db in common::all("audit_concurrent").await {
+        let audit = db.store.audit();
+        let mut tasks = Vec::new();
+        for task in 0..10 {
+            let audit = audit.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..100 {
+                    let event = event(task * 100 + i);
+                    ids.push(event.id.as_str().to_owned());
+                    if i % 2 == 0 {
+                        audit.record(event).await.unwrap();
+                    } else {
+                        audit.record_batch(vec![event]).await.unwrap();
+                    }
+                }
+                ids
+            }));
+        }
+        let mut written = HashSet::new();
+        for task in tasks {
+            written.extend(task.await.unwrap());
+        }
+        assert_eq!(written.len(), 1000);
+        assert_eq!(audit.count().await.unwrap(), 1000, "{}", db.name);
+        let mut read = HashSet::new();
+        let mut cursor: Option<AuditCursor> = None;
+        loop {
+            let page = audit.page(&AuditFilter::new(), cursor, 300).await.unwrap();
+            for e in &page.events {
+                assert!(read.insert(e.id.as_str().to_owned()), "duplicate {}", e.id);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(read, written, "{}", db.name);
+        // Writing the same events again (a retry after a lost commit) adds nothing.
+        let again: Vec<_> = (0..5).map(event).collect();
+        audit.insert(&again).await.unwrap();
+        assert_eq!(audit.insert(&again).await.unwrap(), 0);
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_queries_filter_as_aethera_and_page_by_offset_and_cursor() {
+    for db in common::all("audit_query").await {
+        let audit = db.store.audit();
+        let events: Vec<_> = (0..200).map(event).collect();
+        audit.record_batch(events.clone()).await.unwrap();
+        let matches = |filter: &AuditFilter| events.iter().filter(|e| filter.matches(e)).count();
+        let filters = [
+            AuditFilter::new().principal_id("user-3"),
+            AuditFilter::new().action("LOGIN"),
+            AuditFilter::new().resource_type("project").resource_id("4"),
+            AuditFilter::new().event_type(AuditEventType::Authentication).result(AuditResult::Denied),
+            AuditFilter::new()
+                .from(OffsetDateTime::from_unix_timestamp(1_800_000_050).unwrap())
+                .to(OffsetDateTime::from_unix_timestamp(1_800_000_100).unwrap()),
+            AuditFilter::new().principal_id("user-1").action("read").result(AuditResult::Success),
+        ];
+        for filter in &filters {
+            let got = audit.query(filter, 0, 1000).await.unwrap();
+            assert_eq!(got.len(), matches(filter), "{}: {filter:?}", db.name);
+            assert!(got.iter().all(|e| filter.matches(e)));
+        }
+        let first = audit.query(&AuditFilter::new(), 0, 10).await.unwrap();
+        let second = audit.query(&AuditFilter::new(), 10, 10).await.unwrap();
+        assert_eq!(first, events[..10]);
+        assert_eq!(second, events[10..20], "events come back exactly as written");
+        let page = audit.page(&AuditFilter::new().action("LOGIN"), None, 15).await.unwrap();
+        let rest = audit
+            .page(&AuditFilter::new().action("LOGIN"), page.next, 1000)
+            .await
+            .unwrap();
+        assert_eq!(page.events.len() + rest.events.len(), 40);
+        assert!(rest.next.is_none());
+        assert!("-1".parse::<AuditCursor>().is_err() && "x".parse::<AuditCursor>().is_err());
+        // A hostile filter value is a bound parameter, never SQL.
+        let hostile = AuditFilter::new().action("x' OR '1'='1");
+        assert!(audit.query(&hostile, 0, 10).await.unwrap().is_empty());
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn buffered_sink_writes_through_the_database_writer() {
+    for db in common::all("audit_buffered").await {
+        let sink = portcullis_audit::BufferedSink::new(
+            portcullis_sqlx::SqlAuditWriter::new(&db.store),
+            portcullis_audit::BufferConfig::default(),
+        )
+        .unwrap();
+        for n in 0..500 {
+            sink.record(event(n)).await.unwrap();
+        }
+        sink.flush().await.unwrap();
+        assert_eq!(db.store.audit().count().await.unwrap(), 500, "{}", db.name);
+        sink.shutdown().await.unwrap();
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_principal_whose_store_is_down_is_unavailable_not_unauthenticated() {
+    let db = common::sqlite_file("down").await;
+    let keys = db.store.api_keys();
+    let auth = ApiKeyAuthenticator::amaters(Arc::new(keys)).build();
+    db.store.close().await;
+    let AuthOutcome::Rejected(error) = auth.authenticate(&api_key("my-secret-api-key")).await else {
+        panic!("a closed store must not authenticate")
+    };
+    assert!(matches!(error.kind(), AuthErrorKind::DependencyUnavailable(_)), "{error:?}");
+}
