@@ -215,7 +215,10 @@ impl SqlAudit {
     ///
     /// # Errors
     /// When an event cannot be serialized or the database fails; nothing is written then.
-    pub async fn insert(&self, events: &[impl std::borrow::Borrow<AuditEvent>]) -> Result<u64, StoreError> {
+    pub async fn insert(
+        &self,
+        events: &[impl std::borrow::Borrow<AuditEvent>],
+    ) -> Result<u64, StoreError> {
         let rows = events
             .iter()
             .map(|e| EventRow::new(e.borrow()))

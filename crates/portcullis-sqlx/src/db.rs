@@ -213,8 +213,8 @@ impl Store {
         }
         #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
-            use std::str::FromStr as _;
             use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+            use std::str::FromStr as _;
             let memory = url.contains(":memory:") || url.contains("mode=memory");
             let mut connect = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -230,8 +230,16 @@ impl Store {
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(max)
                 .min_connections(u32::from(memory))
-                .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
-                .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) })
+                .idle_timeout(if memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(1800))
+                })
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
                 .await?;
@@ -435,10 +443,11 @@ pub(crate) trait Columns {
     fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
     fn opt_time(&self, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error>;
     fn time(&self, column: &str) -> Result<OffsetDateTime, sqlx::Error> {
-        self.opt_time(column)?.ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: column.to_owned(),
-            source: "NULL in a NOT NULL time column".into(),
-        })
+        self.opt_time(column)?
+            .ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: column.to_owned(),
+                source: "NULL in a NOT NULL time column".into(),
+            })
     }
 }
 

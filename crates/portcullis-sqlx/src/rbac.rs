@@ -322,24 +322,28 @@ impl RbacStore {
         let tenant = self.inner.tenant.clone();
         let detail = format!("create role `{}`", role.name);
         let name = role.name.clone();
-        self.change("create_role", &name, by, detail, async move |tx: &mut dyn Tables| {
-            // A name may exist once across global roles and the tenant's.
-            let taken = tx.role(&role.name, tenant.as_deref()).await?;
-            if taken.is_some() {
-                return Err(StoreError::Conflict(format!("role `{}`", role.name)));
-            }
-            let id = tx
-                .insert_role(&role, tenant.as_deref())
-                .await?;
-            for parent in &role.inherits {
-                let parent_ref = tx
-                    .role(parent, tenant.as_deref())
-                    .await?
-                    .ok_or_else(|| StoreError::Invalid(format!("unknown parent role `{parent}`")))?;
-                tx.inherit(id, parent_ref.id).await?;
-            }
-            Ok(())
-        })
+        self.change(
+            "create_role",
+            &name,
+            by,
+            detail,
+            async move |tx: &mut dyn Tables| {
+                // A name may exist once across global roles and the tenant's.
+                let taken = tx.role(&role.name, tenant.as_deref()).await?;
+                if taken.is_some() {
+                    return Err(StoreError::Conflict(format!("role `{}`", role.name)));
+                }
+                let id = tx.insert_role(&role, tenant.as_deref()).await?;
+                for parent in &role.inherits {
+                    let parent_ref =
+                        tx.role(parent, tenant.as_deref()).await?.ok_or_else(|| {
+                            StoreError::Invalid(format!("unknown parent role `{parent}`"))
+                        })?;
+                    tx.inherit(id, parent_ref.id).await?;
+                }
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -351,15 +355,21 @@ impl RbacStore {
     pub async fn delete_role(&self, role: &str, by: &str) -> Result<(), StoreError> {
         let tenant = self.inner.tenant.clone();
         let name = role.to_owned();
-        self.change("delete_role", role, by, format!("delete role `{role}`"), async move |tx: &mut dyn Tables| {
-            let role = tx.own_role(&name, tenant.as_deref()).await?;
-            if tx.has_children(role.id).await? {
-                return Err(StoreError::Invalid(format!(
-                    "role `{name}` is inherited by another role"
-                )));
-            }
-            tx.delete_role(role.id).await
-        })
+        self.change(
+            "delete_role",
+            role,
+            by,
+            format!("delete role `{role}`"),
+            async move |tx: &mut dyn Tables| {
+                let role = tx.own_role(&name, tenant.as_deref()).await?;
+                if tx.has_children(role.id).await? {
+                    return Err(StoreError::Invalid(format!(
+                        "role `{name}` is inherited by another role"
+                    )));
+                }
+                tx.delete_role(role.id).await
+            },
+        )
         .await
     }
 
@@ -407,15 +417,26 @@ impl RbacStore {
         let tenant = self.inner.tenant.clone();
         let (name, resource_owned, permission_owned) =
             (role.to_owned(), resource.to_owned(), permission.to_owned());
-        let detail = format!("{} `{resource} {permission}` to role `{role}`", effect.as_str());
-        self.change("grant_permission", role, by, detail, async move |tx: &mut dyn Tables| {
-            let role = tx.own_role(&name, tenant.as_deref()).await?;
-            if !tx.permission_exists(&permission_owned).await? {
-                return Err(StoreError::NotFound(format!("permission `{permission_owned}`")));
-            }
-            tx.add_rule(role.id, &resource_owned, &permission_owned, effect)
-                .await
-        })
+        let detail = format!(
+            "{} `{resource} {permission}` to role `{role}`",
+            effect.as_str()
+        );
+        self.change(
+            "grant_permission",
+            role,
+            by,
+            detail,
+            async move |tx: &mut dyn Tables| {
+                let role = tx.own_role(&name, tenant.as_deref()).await?;
+                if !tx.permission_exists(&permission_owned).await? {
+                    return Err(StoreError::NotFound(format!(
+                        "permission `{permission_owned}`"
+                    )));
+                }
+                tx.add_rule(role.id, &resource_owned, &permission_owned, effect)
+                    .await
+            },
+        )
         .await
     }
 
@@ -438,18 +459,24 @@ impl RbacStore {
             "remove {} `{resource} {permission}` from role `{role}`",
             effect.as_str()
         );
-        self.change("revoke_permission", role, by, detail, async move |tx: &mut dyn Tables| {
-            let role = tx.own_role(&name, tenant.as_deref()).await?;
-            if !tx
-                .remove_rule(role.id, &resource_owned, &permission_owned, effect)
-                .await?
-            {
-                return Err(StoreError::NotFound(format!(
-                    "rule `{resource_owned} {permission_owned}` of role `{name}`"
-                )));
-            }
-            Ok(())
-        })
+        self.change(
+            "revoke_permission",
+            role,
+            by,
+            detail,
+            async move |tx: &mut dyn Tables| {
+                let role = tx.own_role(&name, tenant.as_deref()).await?;
+                if !tx
+                    .remove_rule(role.id, &resource_owned, &permission_owned, effect)
+                    .await?
+                {
+                    return Err(StoreError::NotFound(format!(
+                        "rule `{resource_owned} {permission_owned}` of role `{name}`"
+                    )));
+                }
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -461,19 +488,25 @@ impl RbacStore {
         let tenant = self.inner.tenant.clone();
         let (name, parent_name) = (role.to_owned(), parent.to_owned());
         let detail = format!("role `{role}` inherits `{parent}`");
-        self.change("add_parent", role, by, detail, async move |tx: &mut dyn Tables| {
-            let role = tx.own_role(&name, tenant.as_deref()).await?;
-            let parent = tx
-                .role(&parent_name, tenant.as_deref())
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("role `{parent_name}`")))?;
-            if role.global && !parent.global {
-                return Err(StoreError::Invalid(
-                    "a global role cannot inherit a tenant's role".into(),
-                ));
-            }
-            tx.inherit(role.id, parent.id).await
-        })
+        self.change(
+            "add_parent",
+            role,
+            by,
+            detail,
+            async move |tx: &mut dyn Tables| {
+                let role = tx.own_role(&name, tenant.as_deref()).await?;
+                let parent = tx
+                    .role(&parent_name, tenant.as_deref())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("role `{parent_name}`")))?;
+                if role.global && !parent.global {
+                    return Err(StoreError::Invalid(
+                        "a global role cannot inherit a tenant's role".into(),
+                    ));
+                }
+                tx.inherit(role.id, parent.id).await
+            },
+        )
         .await
     }
 
@@ -487,13 +520,19 @@ impl RbacStore {
         let tenant = self.inner.tenant.clone();
         let (user_id, name, by_owned) = (user.to_owned(), role.to_owned(), by.to_owned());
         let detail = format!("assign role `{role}` to user `{user}`");
-        self.assignment("assign_role", user, by, detail, async move |tx: &mut dyn Tables| {
-            let role = tx
-                .role(&name, tenant.as_deref())
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("role `{name}`")))?;
-            tx.assign(&user_id, role.id, &by_owned).await
-        })
+        self.assignment(
+            "assign_role",
+            user,
+            by,
+            detail,
+            async move |tx: &mut dyn Tables| {
+                let role = tx
+                    .role(&name, tenant.as_deref())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("role `{name}`")))?;
+                tx.assign(&user_id, role.id, &by_owned).await
+            },
+        )
         .await
     }
 
@@ -505,18 +544,24 @@ impl RbacStore {
         let tenant = self.inner.tenant.clone();
         let (user_id, name) = (user.to_owned(), role.to_owned());
         let detail = format!("revoke role `{role}` from user `{user}`");
-        self.assignment("revoke_role", user, by, detail, async move |tx: &mut dyn Tables| {
-            let role = tx
-                .role(&name, tenant.as_deref())
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("role `{name}`")))?;
-            if !tx.unassign(&user_id, role.id).await? {
-                return Err(StoreError::NotFound(format!(
-                    "assignment of `{name}` to `{user_id}`"
-                )));
-            }
-            Ok(())
-        })
+        self.assignment(
+            "revoke_role",
+            user,
+            by,
+            detail,
+            async move |tx: &mut dyn Tables| {
+                let role = tx
+                    .role(&name, tenant.as_deref())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("role `{name}`")))?;
+                if !tx.unassign(&user_id, role.id).await? {
+                    return Err(StoreError::NotFound(format!(
+                        "assignment of `{name}` to `{user_id}`"
+                    )));
+                }
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -820,18 +865,42 @@ struct Tx<'c, C> {
 #[async_trait::async_trait]
 trait Tables: Send {
     async fn bump_version(&mut self, bumps: bool) -> Result<i64, StoreError>;
-    async fn role(&mut self, name: &str, tenant: Option<&str>) -> Result<Option<RoleRef>, StoreError>;
+    async fn role(
+        &mut self,
+        name: &str,
+        tenant: Option<&str>,
+    ) -> Result<Option<RoleRef>, StoreError>;
     async fn own_role(&mut self, name: &str, tenant: Option<&str>) -> Result<RoleRef, StoreError>;
-    async fn insert_role(&mut self, role: &NewRole, tenant: Option<&str>) -> Result<i64, StoreError>;
+    async fn insert_role(
+        &mut self,
+        role: &NewRole,
+        tenant: Option<&str>,
+    ) -> Result<i64, StoreError>;
     async fn delete_role(&mut self, id: i64) -> Result<(), StoreError>;
     async fn has_children(&mut self, id: i64) -> Result<bool, StoreError>;
     async fn inherit(&mut self, id: i64, parent: i64) -> Result<(), StoreError>;
     async fn permission_exists(&mut self, name: &str) -> Result<bool, StoreError>;
-    async fn add_rule(&mut self, role: i64, resource: &str, permission: &str, effect: Effect) -> Result<(), StoreError>;
-    async fn remove_rule(&mut self, role: i64, resource: &str, permission: &str, effect: Effect) -> Result<bool, StoreError>;
+    async fn add_rule(
+        &mut self,
+        role: i64,
+        resource: &str,
+        permission: &str,
+        effect: Effect,
+    ) -> Result<(), StoreError>;
+    async fn remove_rule(
+        &mut self,
+        role: i64,
+        resource: &str,
+        permission: &str,
+        effect: Effect,
+    ) -> Result<bool, StoreError>;
     async fn assign(&mut self, user: &str, role: i64, by: &str) -> Result<(), StoreError>;
     async fn unassign(&mut self, user: &str, role: i64) -> Result<bool, StoreError>;
-    async fn load(&mut self, template: &PolicyDocument, tenant: Option<&str>) -> Result<(i64, PolicyDocument), StoreError>;
+    async fn load(
+        &mut self,
+        template: &PolicyDocument,
+        tenant: Option<&str>,
+    ) -> Result<(i64, PolicyDocument), StoreError>;
 }
 
 macro_rules! tables_for {

@@ -66,10 +66,7 @@ impl RevocationCache {
     ///
     /// # Errors
     /// When the first read fails.
-    pub async fn start(
-        store: &Store,
-        options: RevocationOptions,
-    ) -> Result<Arc<Self>, StoreError> {
+    pub async fn start(store: &Store, options: RevocationOptions) -> Result<Arc<Self>, StoreError> {
         let cache = Arc::new(Self {
             store: store.clone(),
             revoked: ArcSwap::from_pointee(HashSet::new()),
@@ -104,8 +101,10 @@ impl RevocationCache {
                 .await?
         });
         self.revoked.store(Arc::new(jtis.into_iter().collect()));
-        *self.last_sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(Instant::now());
+        *self
+            .last_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         Ok(())
     }
 
@@ -187,7 +186,10 @@ impl RevocationCache {
 
 impl RevocationList for RevocationCache {
     fn is_revoked(&self, jti: &str) -> Result<bool, RevocationsUnavailable> {
-        let last = *self.last_sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = *self
+            .last_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match last {
             Some(at) if at.elapsed() <= self.options.max_staleness => {
                 Ok(self.revoked.load().contains(jti))

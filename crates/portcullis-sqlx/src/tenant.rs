@@ -35,7 +35,10 @@ impl Store {
         principal: &Principal,
     ) -> Result<TenantTransaction, StoreError> {
         let Some(tenant) = principal.tenant().filter(|t| !t.is_empty()) else {
-            tracing::warn!(principal = principal.id(), "tenant transaction refused: no tenant");
+            tracing::warn!(
+                principal = principal.id(),
+                "tenant transaction refused: no tenant"
+            );
             return Err(StoreError::Invalid(
                 "the principal has no tenant: tenant-scoped work refused".into(),
             ));

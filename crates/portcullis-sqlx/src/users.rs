@@ -285,7 +285,8 @@ impl Users<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.
     pub async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError> {
-        self.update("password_hash = $1", id, Value::Text(hash)).await
+        self.update("password_hash = $1", id, Value::Text(hash))
+            .await
     }
 
     /// Disables (`false`) or enables the account.

@@ -15,9 +15,7 @@ use portcullis_core::{
     PrincipalKind, RandomIds, SecretString,
 };
 use portcullis_rbac::{Builtins, PolicyDocument};
-use portcullis_sqlx::{
-    AuditCursor, Effect, NewRole, NewUser, RbacStore, StoreError, WatchOptions,
-};
+use portcullis_sqlx::{AuditCursor, Effect, NewRole, NewUser, RbacStore, StoreError, WatchOptions};
 use time::OffsetDateTime;
 
 fn aethera() -> PolicyDocument {
@@ -60,21 +58,39 @@ async fn users_are_unique_by_username_and_by_email_in_any_case() {
             )
             .await
             .unwrap();
-        assert!(!format!("{alice:?}").contains("argon2id"), "Debug redacts the hash");
-        let found = users.find_by_email("alice@example.COM").await.unwrap().unwrap();
+        assert!(
+            !format!("{alice:?}").contains("argon2id"),
+            "Debug redacts the hash"
+        );
+        let found = users
+            .find_by_email("alice@example.COM")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found, alice, "{}", db.name);
-        assert_eq!(users.find_by_username("alice").await.unwrap().unwrap().id, alice.id);
+        assert_eq!(
+            users.find_by_username("alice").await.unwrap().unwrap().id,
+            alice.id
+        );
         assert!(users.find_by_username("Alice").await.unwrap().is_none());
         assert!(matches!(
             users.create(NewUser::new("alice")).await,
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            users.create(NewUser::new("alice2").email("ALICE@example.com")).await,
+            users
+                .create(NewUser::new("alice2").email("ALICE@example.com"))
+                .await,
             Err(StoreError::Conflict(_))
         ));
-        assert!(matches!(users.create(NewUser::new(" ")).await, Err(StoreError::Invalid(_))));
-        users.set_password_hash(&alice.id, "$argon2id$new").await.unwrap();
+        assert!(matches!(
+            users.create(NewUser::new(" ")).await,
+            Err(StoreError::Invalid(_))
+        ));
+        users
+            .set_password_hash(&alice.id, "$argon2id$new")
+            .await
+            .unwrap();
         users.set_active(&alice.id, false).await.unwrap();
         users.set_superuser(&alice.id, true).await.unwrap();
         let changed = users.find_by_id(&alice.id).await.unwrap().unwrap();
@@ -95,15 +111,37 @@ async fn rbac_service_is_aetheras_with_audited_validated_changes() {
         let store = &db.store;
         let rbac = RbacStore::open(store, aethera()).await.unwrap();
         let user = store.users().create(NewUser::new("ana")).await.unwrap();
-        assert!(!rbac.has_permission(&user.id, "projects:create").await.unwrap());
-        rbac.assign_role(&user.id, "analyst", "admin-1").await.unwrap();
+        assert!(
+            !rbac
+                .has_permission(&user.id, "projects:create")
+                .await
+                .unwrap()
+        );
+        rbac.assign_role(&user.id, "analyst", "admin-1")
+            .await
+            .unwrap();
         assert_eq!(rbac.user_roles(&user.id).await.unwrap(), ["analyst"]);
-        assert!(rbac.has_permission(&user.id, "projects:create").await.unwrap());
-        assert!(!rbac.has_permission(&user.id, "projects:delete").await.unwrap());
+        assert!(
+            rbac.has_permission(&user.id, "projects:create")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !rbac
+                .has_permission(&user.id, "projects:delete")
+                .await
+                .unwrap()
+        );
         let version = rbac.version();
-        rbac.grant_permission("analyst", "projects:delete", "admin-1").await.unwrap();
+        rbac.grant_permission("analyst", "projects:delete", "admin-1")
+            .await
+            .unwrap();
         assert_eq!(rbac.version(), version + 1, "{}", db.name);
-        assert!(rbac.has_permission(&user.id, "projects:delete").await.unwrap());
+        assert!(
+            rbac.has_permission(&user.id, "projects:delete")
+                .await
+                .unwrap()
+        );
         assert_eq!(
             rbac.get_user_permissions(&user.id).await.unwrap(),
             [
@@ -115,75 +153,133 @@ async fn rbac_service_is_aetheras_with_audited_validated_changes() {
                 "reports:read"
             ]
         );
-        rbac.revoke_permission("analyst", "projects:delete", "admin-1").await.unwrap();
-        assert!(!rbac.has_permission(&user.id, "projects:delete").await.unwrap());
+        rbac.revoke_permission("analyst", "projects:delete", "admin-1")
+            .await
+            .unwrap();
+        assert!(
+            !rbac
+                .has_permission(&user.id, "projects:delete")
+                .await
+                .unwrap()
+        );
 
         // Inheritance and explicit deny, as in a roles file.
         rbac.create_role(
-            NewRole::new("lead").description("analyst who may export").inherits("analyst"),
+            NewRole::new("lead")
+                .description("analyst who may export")
+                .inherits("analyst"),
             "admin-1",
         )
         .await
         .unwrap();
-        rbac.grant_permission("lead", "reports:export", "admin-1").await.unwrap();
-        rbac.grant("lead", "*", "runs:create", Effect::Deny, "admin-1").await.unwrap();
+        rbac.grant_permission("lead", "reports:export", "admin-1")
+            .await
+            .unwrap();
+        rbac.grant("lead", "*", "runs:create", Effect::Deny, "admin-1")
+            .await
+            .unwrap();
         rbac.assign_role(&user.id, "lead", "admin-1").await.unwrap();
-        assert!(rbac.has_permission(&user.id, "reports:export").await.unwrap());
-        assert!(!rbac.has_permission(&user.id, "runs:create").await.unwrap(), "deny wins");
+        assert!(
+            rbac.has_permission(&user.id, "reports:export")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !rbac.has_permission(&user.id, "runs:create").await.unwrap(),
+            "deny wins"
+        );
         rbac.revoke_role(&user.id, "lead", "admin-1").await.unwrap();
         assert!(rbac.has_permission(&user.id, "runs:create").await.unwrap());
 
         // Changes that would make the policy invalid change nothing.
         let before = rbac.version();
         assert!(matches!(
-            rbac.grant_permission("analyst", "projects:explode", "admin-1").await,
+            rbac.grant_permission("analyst", "projects:explode", "admin-1")
+                .await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            rbac.create_role(NewRole::new("orphan").inherits("ghost"), "admin-1").await,
+            rbac.create_role(NewRole::new("orphan").inherits("ghost"), "admin-1")
+                .await,
             Err(StoreError::Invalid(_))
         ));
-        assert!(matches!(
-            rbac.add_parent("analyst", "lead", "admin-1").await,
-            Err(StoreError::Invalid(_))
-        ), "a cycle is refused");
+        assert!(
+            matches!(
+                rbac.add_parent("analyst", "lead", "admin-1").await,
+                Err(StoreError::Invalid(_))
+            ),
+            "a cycle is refused"
+        );
         assert!(matches!(
             rbac.create_role(NewRole::new("bad name!"), "admin-1").await,
             Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
-            rbac.grant("lead", "col*lection", "runs:read", Effect::Allow, "admin-1").await,
+            rbac.grant("lead", "col*lection", "runs:read", Effect::Allow, "admin-1")
+                .await,
             Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
             rbac.create_role(NewRole::new("analyst"), "admin-1").await,
             Err(StoreError::Conflict(_))
         ));
-        assert!(matches!(
-            rbac.delete_role("analyst", "admin-1").await,
-            Err(StoreError::Invalid(_))
-        ), "lead inherits analyst");
+        assert!(
+            matches!(
+                rbac.delete_role("analyst", "admin-1").await,
+                Err(StoreError::Invalid(_))
+            ),
+            "lead inherits analyst"
+        );
         assert!(matches!(
             rbac.assign_role("nobody", "analyst", "admin-1").await,
             Err(StoreError::NotFound(_))
         ));
         assert_eq!(rbac.version(), before, "{}", db.name);
-        assert!(RbacStore::open(store, aethera()).await.unwrap().engine().policy().role_names().any(|r| r == "lead"));
+        assert!(
+            RbacStore::open(store, aethera())
+                .await
+                .unwrap()
+                .engine()
+                .policy()
+                .role_names()
+                .any(|r| r == "lead")
+        );
 
         // Superusers, and disabled users.
-        let root = store.users().create(NewUser::new("root").superuser(true)).await.unwrap();
+        let root = store
+            .users()
+            .create(NewUser::new("root").superuser(true))
+            .await
+            .unwrap();
         assert!(rbac.has_permission(&root.id, "users:manage").await.unwrap());
         store.users().set_active(&user.id, false).await.unwrap();
-        assert!(!rbac.has_permission(&user.id, "projects:read").await.unwrap());
-        assert!(rbac.get_user_permissions(&user.id).await.unwrap().is_empty());
+        assert!(
+            !rbac
+                .has_permission(&user.id, "projects:read")
+                .await
+                .unwrap()
+        );
+        assert!(
+            rbac.get_user_permissions(&user.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // Every change is an admin event, written with the change.
         let admin_events = store
             .audit()
-            .query(&AuditFilter::new().event_type(AuditEventType::Admin), 0, 100)
+            .query(
+                &AuditFilter::new().event_type(AuditEventType::Admin),
+                0,
+                100,
+            )
             .await
             .unwrap();
-        let actions: Vec<_> = admin_events.iter().filter_map(|e| e.action.as_deref()).collect();
+        let actions: Vec<_> = admin_events
+            .iter()
+            .filter_map(|e| e.action.as_deref())
+            .collect();
         assert_eq!(
             actions,
             [
@@ -199,7 +295,11 @@ async fn rbac_service_is_aetheras_with_audited_validated_changes() {
             "{}",
             db.name
         );
-        assert!(admin_events.iter().all(|e| e.principal.as_ref().unwrap().id == "admin-1"));
+        assert!(
+            admin_events
+                .iter()
+                .all(|e| e.principal.as_ref().unwrap().id == "admin-1")
+        );
         assert_eq!(
             admin_events[1].reason.as_deref(),
             Some("allow `* projects:delete` to role `analyst`")
@@ -228,7 +328,9 @@ async fn a_grant_through_one_instance_is_enforced_by_another_within_a_second() {
         let engine = other.engine();
         assert!(!engine.has_permission(&viewer, "runs:read"));
         let granted = Instant::now();
-        one.grant_permission("viewer", "runs:read", "admin-1").await.unwrap();
+        one.grant_permission("viewer", "runs:read", "admin-1")
+            .await
+            .unwrap();
         while !engine.has_permission(&viewer, "runs:read") {
             assert!(
                 granted.elapsed() < Duration::from_secs(1),
@@ -237,8 +339,14 @@ async fn a_grant_through_one_instance_is_enforced_by_another_within_a_second() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        println!("{}: enforced by the other instance after {:?}", db.name, granted.elapsed());
-        one.revoke_permission("viewer", "runs:read", "admin-1").await.unwrap();
+        println!(
+            "{}: enforced by the other instance after {:?}",
+            db.name,
+            granted.elapsed()
+        );
+        one.revoke_permission("viewer", "runs:read", "admin-1")
+            .await
+            .unwrap();
         let revoked = Instant::now();
         while engine.has_permission(&viewer, "runs:read") {
             assert!(revoked.elapsed() < Duration::from_secs(1), "{}", db.name);
@@ -255,19 +363,37 @@ async fn tenant_roles_are_seen_by_their_tenant_only() {
         RbacStore::open(&db.store, aethera()).await.unwrap();
         db.store.create_tenant("acme", "Acme").await.unwrap();
         db.store.create_tenant("globex", "Globex").await.unwrap();
-        let acme = RbacStore::open_for_tenant(&db.store, aethera(), "acme").await.unwrap();
-        let globex = RbacStore::open_for_tenant(&db.store, aethera(), "globex").await.unwrap();
-        acme.create_role(NewRole::new("auditor"), "acme-admin").await.unwrap();
-        acme.grant_permission("auditor", "audit:read", "acme-admin").await.unwrap();
+        let acme = RbacStore::open_for_tenant(&db.store, aethera(), "acme")
+            .await
+            .unwrap();
+        let globex = RbacStore::open_for_tenant(&db.store, aethera(), "globex")
+            .await
+            .unwrap();
+        acme.create_role(NewRole::new("auditor"), "acme-admin")
+            .await
+            .unwrap();
+        acme.grant_permission("auditor", "audit:read", "acme-admin")
+            .await
+            .unwrap();
         assert!(acme.engine().policy().role_names().any(|r| r == "auditor"));
         globex.refresh().await.unwrap();
-        assert!(!globex.engine().policy().role_names().any(|r| r == "auditor"));
+        assert!(
+            !globex
+                .engine()
+                .policy()
+                .role_names()
+                .any(|r| r == "auditor")
+        );
         // The tenant's roles cannot change global ones.
         assert!(matches!(
-            acme.grant_permission("viewer", "audit:read", "acme-admin").await,
+            acme.grant_permission("viewer", "audit:read", "acme-admin")
+                .await,
             Err(StoreError::Invalid(_))
         ));
-        globex.create_role(NewRole::new("auditor"), "globex-admin").await.unwrap();
+        globex
+            .create_role(NewRole::new("auditor"), "globex-admin")
+            .await
+            .unwrap();
         db.finish().await;
     }
 }
@@ -283,7 +409,10 @@ async fn api_keys_are_found_by_id_and_by_amaters_hash_and_batch_their_usage() {
         record.scopes = vec!["read".into()];
         record.tenant = Some("acme".into());
         keys.insert(&record).await.unwrap();
-        assert!(matches!(keys.insert(&record).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            keys.insert(&record).await,
+            Err(StoreError::Conflict(_))
+        ));
         let amaters = KeyRecord::new(
             "legacy",
             "svc-2",
@@ -301,7 +430,12 @@ async fn api_keys_are_found_by_id_and_by_amaters_hash_and_batch_their_usage() {
             .unwrap()
             .unwrap();
         assert_eq!(by_hash.id, "legacy");
-        assert!(keys.find_by_hash(&KeyHash::sha256("other")).await.unwrap().is_none());
+        assert!(
+            keys.find_by_hash(&KeyHash::sha256("other"))
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let store: Arc<dyn KeyStore> = Arc::new(keys.clone());
         let auth = ApiKeyAuthenticator::builder(store.clone(), Pepper::new(&[7u8; 32]).unwrap())
@@ -324,12 +458,29 @@ async fn api_keys_are_found_by_id_and_by_amaters_hash_and_batch_their_usage() {
             .record_usage(&[(record.id.clone(), t1), ("legacy".into(), t0)])
             .await
             .unwrap();
-        store.record_usage(&[(record.id.clone(), t0)]).await.unwrap();
+        store
+            .record_usage(&[(record.id.clone(), t0)])
+            .await
+            .unwrap();
         let used = keys.find_by_id(&record.id).await.unwrap().unwrap();
-        assert_eq!(used.last_used_at, Some(t1), "{}: time only moves forward", db.name);
+        assert_eq!(
+            used.last_used_at,
+            Some(t1),
+            "{}: time only moves forward",
+            db.name
+        );
 
-        assert!(keys.revoke(&record.id, OffsetDateTime::now_utc()).await.unwrap());
-        assert!(!keys.revoke("nope", OffsetDateTime::now_utc()).await.unwrap());
+        assert!(
+            keys.revoke(&record.id, OffsetDateTime::now_utc())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !keys
+                .revoke("nope", OffsetDateTime::now_utc())
+                .await
+                .unwrap()
+        );
         assert!(matches!(
             auth.authenticate(&api_key(generated.key.expose())).await,
             AuthOutcome::Rejected(_)
@@ -359,8 +510,16 @@ fn event(n: usize) -> AuditEvent {
     .unwrap();
     AuditEvent::new(
         RandomIds.event_id(),
-        if n % 2 == 0 { AuditEventType::Authorization } else { AuditEventType::Authentication },
-        if n % 3 == 0 { AuditResult::Denied } else { AuditResult::Success },
+        if n % 2 == 0 {
+            AuditEventType::Authorization
+        } else {
+            AuditEventType::Authentication
+        },
+        if n % 3 == 0 {
+            AuditResult::Denied
+        } else {
+            AuditResult::Success
+        },
         OffsetDateTime::from_unix_timestamp(1_800_000_000 + n as i64).unwrap(),
     )
     .with_principal(&principal)
@@ -429,11 +588,16 @@ async fn audit_queries_filter_as_aethera_and_page_by_offset_and_cursor() {
             AuditFilter::new().principal_id("user-3"),
             AuditFilter::new().action("LOGIN"),
             AuditFilter::new().resource_type("project").resource_id("4"),
-            AuditFilter::new().event_type(AuditEventType::Authentication).result(AuditResult::Denied),
+            AuditFilter::new()
+                .event_type(AuditEventType::Authentication)
+                .result(AuditResult::Denied),
             AuditFilter::new()
                 .from(OffsetDateTime::from_unix_timestamp(1_800_000_050).unwrap())
                 .to(OffsetDateTime::from_unix_timestamp(1_800_000_100).unwrap()),
-            AuditFilter::new().principal_id("user-1").action("read").result(AuditResult::Success),
+            AuditFilter::new()
+                .principal_id("user-1")
+                .action("read")
+                .result(AuditResult::Success),
         ];
         for filter in &filters {
             let got = audit.query(filter, 0, 1000).await.unwrap();
@@ -443,8 +607,15 @@ async fn audit_queries_filter_as_aethera_and_page_by_offset_and_cursor() {
         let first = audit.query(&AuditFilter::new(), 0, 10).await.unwrap();
         let second = audit.query(&AuditFilter::new(), 10, 10).await.unwrap();
         assert_eq!(first, events[..10]);
-        assert_eq!(second, events[10..20], "events come back exactly as written");
-        let page = audit.page(&AuditFilter::new().action("LOGIN"), None, 15).await.unwrap();
+        assert_eq!(
+            second,
+            events[10..20],
+            "events come back exactly as written"
+        );
+        let page = audit
+            .page(&AuditFilter::new().action("LOGIN"), None, 15)
+            .await
+            .unwrap();
         let rest = audit
             .page(&AuditFilter::new().action("LOGIN"), page.next, 1000)
             .await
@@ -483,8 +654,12 @@ async fn a_principal_whose_store_is_down_is_unavailable_not_unauthenticated() {
     let keys = db.store.api_keys();
     let auth = ApiKeyAuthenticator::amaters(Arc::new(keys)).build();
     db.store.close().await;
-    let AuthOutcome::Rejected(error) = auth.authenticate(&api_key("my-secret-api-key")).await else {
+    let AuthOutcome::Rejected(error) = auth.authenticate(&api_key("my-secret-api-key")).await
+    else {
         panic!("a closed store must not authenticate")
     };
-    assert!(matches!(error.kind(), AuthErrorKind::DependencyUnavailable(_)), "{error:?}");
+    assert!(
+        matches!(error.kind(), AuthErrorKind::DependencyUnavailable(_)),
+        "{error:?}"
+    );
 }

@@ -52,7 +52,12 @@ pub async fn sqlite_memory() -> TestDb {
     let url = "sqlite::memory:".to_owned();
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    TestDb { name: "sqlite-memory", url, store, postgres: None }
+    TestDb {
+        name: "sqlite-memory",
+        url,
+        store,
+        postgres: None,
+    }
 }
 
 pub async fn sqlite_file(test: &str) -> TestDb {
@@ -60,7 +65,12 @@ pub async fn sqlite_file(test: &str) -> TestDb {
     let url = format!("sqlite://{}", dir.join("portcullis.db").display());
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    TestDb { name: "sqlite-file", url, store, postgres: None }
+    TestDb {
+        name: "sqlite-file",
+        url,
+        store,
+        postgres: None,
+    }
 }
 
 /// A new database on the PostgreSQL server of `DATABASE_URL`.
@@ -75,23 +85,33 @@ pub async fn postgres(test: &str) -> Option<TestDb> {
     let admin_store = match Store::connect(&admin).await {
         Ok(store) => store,
         Err(error) => {
-            assert!(!peer::under_ci(), "PostgreSQL is required under CI: {error}");
+            assert!(
+                !peer::under_ci(),
+                "PostgreSQL is required under CI: {error}"
+            );
             println!("skipping: PostgreSQL at DATABASE_URL is not reachable: {error}");
             return None;
         }
     };
     let database = unique(test);
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
-        .execute(admin_store.postgres().unwrap())
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{database}\""
+    )))
+    .execute(admin_store.postgres().unwrap())
+    .await
+    .unwrap();
     admin_store.close().await;
     let (base, _) = admin.rsplit_once('/').unwrap();
     let url = format!("{base}/{database}");
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(store.engine(), Engine::Postgres);
     store.migrate().await.unwrap();
-    Some(TestDb { name: "postgres", url, store, postgres: Some((admin, database)) })
+    Some(TestDb {
+        name: "postgres",
+        url,
+        store,
+        postgres: Some((admin, database)),
+    })
 }
 
 /// SQLite in memory, a SQLite file and PostgreSQL (when present).
