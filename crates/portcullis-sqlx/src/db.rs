@@ -286,6 +286,7 @@ impl Store {
     /// The PostgreSQL pool, for an application's own queries (and
     /// [`TenantTransaction`](crate::TenantTransaction)).
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     #[must_use]
     pub fn postgres(&self) -> Option<&sqlx::PgPool> {
         match &self.pool {
@@ -297,6 +298,7 @@ impl Store {
 
     /// The SQLite pool, for an application's own queries.
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     #[must_use]
     pub fn sqlite(&self) -> Option<&sqlx::SqlitePool> {
         match &self.pool {

@@ -21,5 +21,6 @@ pub use db::{Engine, Store, StoreError, StoreOptions};
 pub use rbac::{Effect, NewRole, POLICY_CHANNEL, RbacStore, WatchHandle, WatchOptions};
 pub use revocations::{RevocationCache, RevocationOptions};
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use tenant::TenantTransaction;
 pub use users::{NewUser, User, Users};

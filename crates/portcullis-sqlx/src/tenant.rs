@@ -25,6 +25,7 @@ pub struct TenantTransaction {
 }
 
 impl Store {
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     /// Starts a transaction scoped to the principal's tenant.
     ///
     /// # Errors

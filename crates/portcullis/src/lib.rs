@@ -42,6 +42,15 @@ pub use portcullis_axum as axum;
 #[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
 pub use portcullis_mtls as mtls;
 
+/// PostgreSQL and SQLite stores: users, roles and permissions, API keys, token revocations,
+/// audit, tenant row-level security (features `sqlx-postgres`, `sqlx-sqlite`).
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite")))
+)]
+pub use portcullis_sqlx as sqlx;
+
 /// The AmateRS-style configuration file and the Aethera environment, built into the whole
 /// stack (feature `config`).
 #[cfg(feature = "config")]
