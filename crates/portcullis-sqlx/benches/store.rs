@@ -6,7 +6,17 @@
 //! PostgreSQL runs when `DATABASE_URL` names a server (`eval "$(scripts/services.sh)"`);
 //! SQLite (a file) always runs. The workloads are `../shared/bench/*.json`
 //! (`PORTCULLIS_BENCH_DIR` to move them).
-#![allow(missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark harness: failing loudly on bad setup is the point"
+)]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented public function"
+)]
 
 use std::hint::black_box;
 use std::path::PathBuf;

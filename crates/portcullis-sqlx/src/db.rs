@@ -168,6 +168,8 @@ impl StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// The URL to open a `LISTEN` connection with.
+    #[cfg(feature = "postgres")]
     url_for_listen: String,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdSource>,
@@ -245,6 +247,7 @@ impl Store {
                 .await?;
             return Ok(Self {
                 pool: Pool::Sqlite(pool),
+                #[cfg(feature = "postgres")]
                 url_for_listen: String::new(),
                 clock: Arc::new(SystemClock),
                 ids: Arc::new(RandomIds),

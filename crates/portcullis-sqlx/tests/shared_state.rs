@@ -2,6 +2,14 @@
 //! revocations across instances, tenant isolation by row-level security, and a database that
 //! goes away mid-run and comes back.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failed assertion is the point"
+)]
+
 mod common;
 
 use std::sync::Arc;

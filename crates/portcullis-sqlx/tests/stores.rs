@@ -1,5 +1,13 @@
 //! Every store on every engine: SQLite in memory and in a file, and a real PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions: a failed assertion is the point"
+)]
+
 mod common;
 
 use std::collections::HashSet;
@@ -510,12 +518,12 @@ fn event(n: usize) -> AuditEvent {
     .unwrap();
     AuditEvent::new(
         RandomIds.event_id(),
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             AuditEventType::Authorization
         } else {
             AuditEventType::Authentication
         },
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             AuditResult::Denied
         } else {
             AuditResult::Success
@@ -523,7 +531,7 @@ fn event(n: usize) -> AuditEvent {
         OffsetDateTime::from_unix_timestamp(1_800_000_000 + n as i64).unwrap(),
     )
     .with_principal(&principal)
-    .with_action(if n % 5 == 0 { "LOGIN" } else { "read" })
+    .with_action(if n.is_multiple_of(5) { "LOGIN" } else { "read" })
     .with_resource(&format!("project:{}", n % 11))
     .with_http("GET", "/projects", Some(200))
     .with_metadata("n", n)
@@ -541,7 +549,7 @@ async fn a_thousand_concurrent_audit_writes_are_all_there_once() {
                 for i in 0..100 {
                     let event = event(task * 100 + i);
                     ids.push(event.id.as_str().to_owned());
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         audit.record(event).await.unwrap();
                     } else {
                         audit.record_batch(vec![event]).await.unwrap();

@@ -1,7 +1,14 @@
 //! The databases every store test runs against: SQLite in memory, a SQLite file, and a fresh
 //! PostgreSQL database on the server `DATABASE_URL` names (started by `scripts/services.sh`;
 //! skipped with a printed reason outside CI when absent, required under `CI=true`).
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers shared by the test files: a failed setup is the point"
+)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
