@@ -319,27 +319,24 @@ impl RbacStore {
     /// [`StoreError::Conflict`] when the name is taken; [`StoreError::Invalid`] when the
     /// policy would not validate (an unknown parent, a cycle, a limit).
     pub async fn create_role(&self, role: NewRole, by: &str) -> Result<(), StoreError> {
-        let tenant = self.inner.tenant.clone();
+        let tenant = self.tenant();
         let detail = format!("create role `{}`", role.name);
-        let name = role.name.clone();
         self.change(
             "create_role",
-            &name,
+            &role.name,
             by,
             detail,
-            async move |tx: &mut dyn Tables| {
+            async |tx: &mut dyn Tables| {
                 // A name may exist once across global roles and the tenant's.
-                let taken = tx.role(&role.name, tenant.as_deref()).await?;
-                if taken.is_some() {
+                if tx.role(&role.name, tenant).await?.is_some() {
                     return Err(StoreError::Conflict(format!("role `{}`", role.name)));
                 }
-                let id = tx.insert_role(&role, tenant.as_deref()).await?;
+                let id = tx.insert_role(&role, tenant).await?;
                 for parent in &role.inherits {
-                    let parent_ref =
-                        tx.role(parent, tenant.as_deref()).await?.ok_or_else(|| {
-                            StoreError::Invalid(format!("unknown parent role `{parent}`"))
-                        })?;
-                    tx.inherit(id, parent_ref.id).await?;
+                    let parent = tx.role(parent, tenant).await?.ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown parent role `{parent}`"))
+                    })?;
+                    tx.inherit(id, parent.id).await?;
                 }
                 Ok(())
             },
@@ -352,16 +349,16 @@ impl RbacStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown role; [`StoreError::Invalid`] when another role
     /// inherits it or it is the default role.
-    pub async fn delete_role(&self, role: &str, by: &str) -> Result<(), StoreError> {
-        let tenant = self.inner.tenant.clone();
-        let name = role.to_owned();
+    pub async fn delete_role(&self, name: &str, by: &str) -> Result<(), StoreError> {
+        let tenant = self.tenant();
+        let detail = format!("delete role `{name}`");
         self.change(
             "delete_role",
-            role,
+            name,
             by,
-            format!("delete role `{role}`"),
-            async move |tx: &mut dyn Tables| {
-                let role = tx.own_role(&name, tenant.as_deref()).await?;
+            detail,
+            async |tx: &mut dyn Tables| {
+                let role = tx.own_role(name, tenant).await?;
                 if tx.has_children(role.id).await? {
                     return Err(StoreError::Invalid(format!(
                         "role `{name}` is inherited by another role"
@@ -408,33 +405,26 @@ impl RbacStore {
     /// when the pattern is invalid.
     pub async fn grant(
         &self,
-        role: &str,
+        name: &str,
         resource: &str,
         permission: &str,
         effect: Effect,
         by: &str,
     ) -> Result<(), StoreError> {
-        let tenant = self.inner.tenant.clone();
-        let (name, resource_owned, permission_owned) =
-            (role.to_owned(), resource.to_owned(), permission.to_owned());
-        let detail = format!(
-            "{} `{resource} {permission}` to role `{role}`",
-            effect.as_str()
-        );
+        let tenant = self.tenant();
+        let effect_name = effect.as_str();
+        let detail = format!("{effect_name} `{resource} {permission}` to role `{name}`");
         self.change(
             "grant_permission",
-            role,
+            name,
             by,
             detail,
-            async move |tx: &mut dyn Tables| {
-                let role = tx.own_role(&name, tenant.as_deref()).await?;
-                if !tx.permission_exists(&permission_owned).await? {
-                    return Err(StoreError::NotFound(format!(
-                        "permission `{permission_owned}`"
-                    )));
+            async |tx: &mut dyn Tables| {
+                let role = tx.own_role(name, tenant).await?;
+                if !tx.permission_exists(permission).await? {
+                    return Err(StoreError::NotFound(format!("permission `{permission}`")));
                 }
-                tx.add_rule(role.id, &resource_owned, &permission_owned, effect)
-                    .await
+                tx.add_rule(role.id, resource, permission, effect).await
             },
         )
         .await
@@ -446,35 +436,32 @@ impl RbacStore {
     /// [`StoreError::NotFound`] for an unknown role or a rule the role does not have.
     pub async fn revoke(
         &self,
-        role: &str,
+        name: &str,
         resource: &str,
         permission: &str,
         effect: Effect,
         by: &str,
     ) -> Result<(), StoreError> {
-        let tenant = self.inner.tenant.clone();
-        let (name, resource_owned, permission_owned) =
-            (role.to_owned(), resource.to_owned(), permission.to_owned());
-        let detail = format!(
-            "remove {} `{resource} {permission}` from role `{role}`",
-            effect.as_str()
-        );
+        let tenant = self.tenant();
+        let effect_name = effect.as_str();
+        let detail = format!("remove {effect_name} `{resource} {permission}` from role `{name}`");
         self.change(
             "revoke_permission",
-            role,
+            name,
             by,
             detail,
-            async move |tx: &mut dyn Tables| {
-                let role = tx.own_role(&name, tenant.as_deref()).await?;
-                if !tx
-                    .remove_rule(role.id, &resource_owned, &permission_owned, effect)
+            async |tx: &mut dyn Tables| {
+                let role = tx.own_role(name, tenant).await?;
+                if tx
+                    .remove_rule(role.id, resource, permission, effect)
                     .await?
                 {
-                    return Err(StoreError::NotFound(format!(
-                        "rule `{resource_owned} {permission_owned}` of role `{name}`"
-                    )));
+                    Ok(())
+                } else {
+                    Err(StoreError::NotFound(format!(
+                        "rule `{resource} {permission}` of role `{name}`"
+                    )))
                 }
-                Ok(())
             },
         )
         .await
@@ -484,21 +471,20 @@ impl RbacStore {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown role; [`StoreError::Invalid`] for a cycle.
-    pub async fn add_parent(&self, role: &str, parent: &str, by: &str) -> Result<(), StoreError> {
-        let tenant = self.inner.tenant.clone();
-        let (name, parent_name) = (role.to_owned(), parent.to_owned());
-        let detail = format!("role `{role}` inherits `{parent}`");
+    pub async fn add_parent(&self, name: &str, parent: &str, by: &str) -> Result<(), StoreError> {
+        let tenant = self.tenant();
+        let detail = format!("role `{name}` inherits `{parent}`");
         self.change(
             "add_parent",
-            role,
+            name,
             by,
             detail,
-            async move |tx: &mut dyn Tables| {
-                let role = tx.own_role(&name, tenant.as_deref()).await?;
+            async |tx: &mut dyn Tables| {
+                let role = tx.own_role(name, tenant).await?;
                 let parent = tx
-                    .role(&parent_name, tenant.as_deref())
+                    .role(parent, tenant)
                     .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("role `{parent_name}`")))?;
+                    .ok_or_else(|| StoreError::NotFound(format!("role `{parent}`")))?;
                 if role.global && !parent.global {
                     return Err(StoreError::Invalid(
                         "a global role cannot inherit a tenant's role".into(),
@@ -516,23 +502,11 @@ impl RbacStore {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown user or role.
-    pub async fn assign_role(&self, user: &str, role: &str, by: &str) -> Result<(), StoreError> {
-        let tenant = self.inner.tenant.clone();
-        let (user_id, name, by_owned) = (user.to_owned(), role.to_owned(), by.to_owned());
-        let detail = format!("assign role `{role}` to user `{user}`");
-        self.assignment(
-            "assign_role",
-            user,
-            by,
-            detail,
-            async move |tx: &mut dyn Tables| {
-                let role = tx
-                    .role(&name, tenant.as_deref())
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("role `{name}`")))?;
-                tx.assign(&user_id, role.id, &by_owned).await
-            },
-        )
+    pub async fn assign_role(&self, user: &str, name: &str, by: &str) -> Result<(), StoreError> {
+        let detail = format!("assign role `{name}` to user `{user}`");
+        self.assignment("assign_role", user, name, by, detail, async |tx, role| {
+            tx.assign(user, role, by).await
+        })
         .await
     }
 
@@ -540,29 +514,22 @@ impl RbacStore {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the user does not hold the role.
-    pub async fn revoke_role(&self, user: &str, role: &str, by: &str) -> Result<(), StoreError> {
-        let tenant = self.inner.tenant.clone();
-        let (user_id, name) = (user.to_owned(), role.to_owned());
-        let detail = format!("revoke role `{role}` from user `{user}`");
-        self.assignment(
-            "revoke_role",
-            user,
-            by,
-            detail,
-            async move |tx: &mut dyn Tables| {
-                let role = tx
-                    .role(&name, tenant.as_deref())
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("role `{name}`")))?;
-                if !tx.unassign(&user_id, role.id).await? {
-                    return Err(StoreError::NotFound(format!(
-                        "assignment of `{name}` to `{user_id}`"
-                    )));
-                }
+    pub async fn revoke_role(&self, user: &str, name: &str, by: &str) -> Result<(), StoreError> {
+        let detail = format!("revoke role `{name}` from user `{user}`");
+        self.assignment("revoke_role", user, name, by, detail, async |tx, role| {
+            if tx.unassign(user, role).await? {
                 Ok(())
-            },
-        )
+            } else {
+                Err(StoreError::NotFound(format!(
+                    "assignment of `{name}` to `{user}`"
+                )))
+            }
+        })
         .await
+    }
+
+    fn tenant(&self) -> Option<&str> {
+        self.inner.tenant.as_deref()
     }
 
     /// The roles assigned to `user`, by name.
@@ -657,17 +624,27 @@ impl RbacStore {
         self.refresh().await.map(drop)
     }
 
-    /// Runs a change of assignments: `work` and the audit event in one transaction.
+    /// Runs a change of `user`'s assignment of the role `name` (resolved as this scope sees
+    /// it): `work` and the audit event in one transaction.
     async fn assignment(
         &self,
         action: &str,
         user: &str,
+        name: &str,
         by: &str,
         detail: String,
-        work: impl AsyncFnOnce(&mut dyn Tables) -> Result<(), StoreError>,
+        work: impl AsyncFnOnce(&mut dyn Tables, i64) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let _ = user;
-        self.transact(action, "user", by, detail, false, work).await
+        let tenant = self.tenant();
+        let resolve_then_work = async |tx: &mut dyn Tables| {
+            let role = tx
+                .role(name, tenant)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("role `{name}`")))?;
+            work(tx, role.id).await
+        };
+        self.transact(action, user, by, detail, false, resolve_then_work)
+            .await
     }
 
     async fn transact(
