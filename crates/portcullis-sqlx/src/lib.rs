@@ -13,6 +13,7 @@ mod rbac;
 mod revocations;
 #[cfg(feature = "postgres")]
 mod tenant;
+mod tokens;
 mod users;
 
 pub use apikeys::SqlKeyStore;
@@ -23,4 +24,5 @@ pub use revocations::{RevocationCache, RevocationOptions};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use tenant::TenantTransaction;
+pub use tokens::{RefreshGrant, RefreshTokens, Rotation, Session, Sessions};
 pub use users::{NewUser, User, Users};

@@ -23,7 +23,9 @@ use portcullis_core::{
     PrincipalKind, RandomIds, SecretString,
 };
 use portcullis_rbac::{Builtins, PolicyDocument};
-use portcullis_sqlx::{AuditCursor, Effect, NewRole, NewUser, RbacStore, StoreError, WatchOptions};
+use portcullis_sqlx::{
+    AuditCursor, Effect, NewRole, NewUser, RbacStore, Rotation, StoreError, WatchOptions,
+};
 use time::OffsetDateTime;
 
 fn aethera() -> PolicyDocument {
@@ -670,4 +672,164 @@ async fn a_principal_whose_store_is_down_is_unavailable_not_unauthenticated() {
         matches!(error.kind(), AuthErrorKind::DependencyUnavailable(_)),
         "{error:?}"
     );
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_replay_revokes_the_family() {
+    for db in common::all("refresh").await {
+        let user = db.store.users().create(NewUser::new("rita")).await.unwrap();
+        let tokens = db.store.refresh_tokens();
+        let week = OffsetDateTime::now_utc() + time::Duration::days(7);
+        let secret = |s: &str| SecretString::new(s);
+        let family = tokens
+            .start_family(&user.id, &secret("t0"), week)
+            .await
+            .unwrap();
+        assert!(matches!(
+            tokens.start_family("nobody", &secret("x"), week).await,
+            Err(StoreError::NotFound(_))
+        ));
+        let Rotation::Rotated(grant) = tokens
+            .rotate(&secret("t0"), &secret("t1"), week)
+            .await
+            .unwrap()
+        else {
+            panic!("{}: a live token rotates", db.name)
+        };
+        assert_eq!(
+            (grant.user_id.as_str(), grant.family_id.as_str()),
+            (user.id.as_str(), family.as_str())
+        );
+        assert!(matches!(
+            tokens
+                .rotate(&secret("t1"), &secret("t2"), week)
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        // The stolen t0 comes back: the family dies, t2 with it.
+        assert!(matches!(
+            tokens.rotate(&secret("t0"), &secret("evil"), week).await.unwrap(),
+            Rotation::ReuseDetected(g) if g.family_id == family
+        ));
+        assert_eq!(
+            tokens
+                .rotate(&secret("t2"), &secret("t3"), week)
+                .await
+                .unwrap(),
+            Rotation::Refused
+        );
+        assert_eq!(
+            tokens
+                .rotate(&secret("never"), &secret("t4"), week)
+                .await
+                .unwrap(),
+            Rotation::Refused
+        );
+        // Expired tokens are refused; logout everywhere revokes every family.
+        let past = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        tokens
+            .start_family(&user.id, &secret("old"), past)
+            .await
+            .unwrap();
+        assert_eq!(
+            tokens
+                .rotate(&secret("old"), &secret("n"), week)
+                .await
+                .unwrap(),
+            Rotation::Refused
+        );
+        let other = tokens
+            .start_family(&user.id, &secret("laptop"), week)
+            .await
+            .unwrap();
+        tokens
+            .start_family(&user.id, &secret("phone"), week)
+            .await
+            .unwrap();
+        assert_eq!(tokens.revoke_family(&other).await.unwrap(), 1);
+        assert_eq!(tokens.revoke_user(&user.id).await.unwrap(), 2, "phone, and the expired one");
+        assert_eq!(
+            tokens
+                .rotate(&secret("phone"), &secret("n"), week)
+                .await
+                .unwrap(),
+            Rotation::Refused
+        );
+        assert!(
+            tokens
+                .purge_expired(OffsetDateTime::now_utc())
+                .await
+                .unwrap()
+                >= 1
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_rotating_one_token_at_once_rotate_it_once() {
+    for db in common::shared("refresh_race").await {
+        let user = db.store.users().create(NewUser::new("race")).await.unwrap();
+        let week = OffsetDateTime::now_utc() + time::Duration::days(7);
+        db.store
+            .refresh_tokens()
+            .start_family(&user.id, &SecretString::new("t0"), week)
+            .await
+            .unwrap();
+        let other = db.second_instance().await;
+        let (t0, a, b) = (
+            SecretString::new("t0"),
+            SecretString::new("a"),
+            SecretString::new("b"),
+        );
+        let (one, two) = (db.store.refresh_tokens(), other.refresh_tokens());
+        let (a, b) = tokio::join!(one.rotate(&t0, &a, week), two.rotate(&t0, &b, week));
+        let outcomes = [a.unwrap(), b.unwrap()];
+        let rotated = outcomes
+            .iter()
+            .filter(|o| matches!(o, Rotation::Rotated(_)))
+            .count();
+        assert_eq!(rotated, 1, "{}: {outcomes:?}", db.name);
+        other.close().await;
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_found_by_id_until_they_expire_or_end() {
+    for db in common::all("sessions").await {
+        let user = db.store.users().create(NewUser::new("sam")).await.unwrap();
+        let sessions = db.store.sessions();
+        let id = SecretString::new("session-id-from-a-csprng");
+        let hour = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        sessions
+            .create(&id, &user.id, r#"{"csrf":"x"}"#, hour)
+            .await
+            .unwrap();
+        assert!(matches!(
+            sessions.create(&id, &user.id, "{}", hour).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let session = sessions.get(&id).await.unwrap().unwrap();
+        assert_eq!(session.user_id, user.id);
+        assert!(!format!("{session:?}").contains("csrf"));
+        assert!(
+            sessions
+                .get(&SecretString::new("guess"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let gone = SecretString::new("expired");
+        let past = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        sessions.create(&gone, &user.id, "{}", past).await.unwrap();
+        assert!(sessions.get(&gone).await.unwrap().is_none(), "{}", db.name);
+        assert_eq!(sessions.purge_expired().await.unwrap(), 1);
+        assert!(sessions.delete(&id).await.unwrap());
+        assert!(sessions.get(&id).await.unwrap().is_none());
+        sessions.create(&id, &user.id, "{}", hour).await.unwrap();
+        assert_eq!(sessions.delete_user(&user.id).await.unwrap(), 1);
+        db.finish().await;
+    }
 }
