@@ -62,10 +62,7 @@ fn databases(rt: &tokio::runtime::Runtime, name: &str) -> Vec<(&'static str, Sto
                     format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
                     format!("CREATE DATABASE \"{database}\""),
                 ] {
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(pool)
-                        .await
-                        .unwrap();
+                    sqlx::query(&sql).execute(pool).await.unwrap();
                 }
                 admin_store.close().await;
                 let (base, _) = admin.rsplit_once('/').unwrap();

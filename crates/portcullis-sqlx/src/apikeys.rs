@@ -88,7 +88,7 @@ impl SqlKeyStore {
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
         let created = Some(Ts::new(record.created_at.unwrap_or(self.store.clock.now())));
         on_pool!(self.store, pool => {
-            sqlx::query(sql)
+            sqlx::query(&sql)
                 .bind(&record.id)
                 .bind(&record.name)
                 .bind(&record.owner)
@@ -129,11 +129,9 @@ impl SqlKeyStore {
     /// # Errors
     /// When the database fails or a stored record is invalid.
     pub async fn of_user(&self, user: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id"
-        ));
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id");
         on_pool!(self.store, pool => {
-            sqlx::query(sql)
+            sqlx::query(&sql)
                 .bind(user)
                 .fetch_all(pool)
                 .await?
@@ -144,9 +142,9 @@ impl SqlKeyStore {
     }
 
     async fn find(&self, condition: &str, value: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys WHERE {condition}"));
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE {condition}");
         on_pool!(self.store, pool => {
-            match sqlx::query(sql).bind(value).fetch_optional(pool).await? {
+            match sqlx::query(&sql).bind(value).fetch_optional(pool).await? {
                 Some(row) => record_from(&row).map(Some),
                 None => Ok(None),
             }
@@ -181,7 +179,7 @@ impl KeyStore for SqlKeyStore {
             on_pool!(self.store, pool => {
                 let mut tx = pool.begin().await?;
                 for (id, at) in used {
-                    sqlx::query(sql).bind(Ts::new(*at)).bind(id).execute(&mut *tx).await?;
+                    sqlx::query(&sql).bind(Ts::new(*at)).bind(id).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             });

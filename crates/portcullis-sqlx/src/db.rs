@@ -1,15 +1,12 @@
 //! The connection: [`Store::connect`] picks the engine from the URL, [`Store::migrate`] runs the
 //! embedded migrations, and [`StoreError`] says what failed.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::{Clock, IdSource, RandomIds, SystemClock};
 
-use sqlx::SqlSafeStr as _;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use time::OffsetDateTime;
 
 /// The pool of one engine. Code that runs the same SQL on both matches on it with
@@ -71,9 +68,9 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
-    /// A migration failed.
-    #[error("migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A migration applied to the database differs from this build's.
+    #[error("migration history mismatch: {0}")]
+    MigrationMismatch(String),
 }
 
 /// The URL schemes this build connects to.
@@ -318,13 +315,69 @@ impl Store {
     }
 
     /// Creates or updates the Portcullis tables: every embedded migration not yet applied, in
-    /// order, each in a transaction, under the engine's migration lock (several instances
-    /// starting at once apply each migration once).
+    /// order, in one transaction, under a lock (several instances starting at once apply each
+    /// migration once). The history is kept in `portcullis_migrations`, apart from any
+    /// migration history of the application's own.
     ///
     /// # Errors
-    /// When a migration fails or an applied migration differs from the embedded one.
+    /// When a migration fails (nothing of it stays), or a migration applied earlier differs
+    /// from the embedded one of its version (the database was migrated by another build).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => migrator(self.engine()).run(pool).await?);
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, m.description, m.sql(self.engine())));
+        let now = self.now();
+        let create = "CREATE TABLE IF NOT EXISTS portcullis_migrations (version BIGINT PRIMARY \
+                      KEY, description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT \
+                      NOT NULL)";
+        on_pool!(self, pool => {
+            let mut tx = match self.engine() {
+                // SQLite: take the write lock at once, so two instances never both read the
+                // history before either writes it.
+                Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Engine::Postgres => pool.begin().await?,
+            };
+            if self.engine() == Engine::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7075886766117520229)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Under the lock: PostgreSQL's IF NOT EXISTS is not safe against a concurrent
+            // CREATE.
+            sqlx::query(create)
+            .execute(&mut *tx)
+            .await?;
+            let applied: Vec<(i64, String)> =
+                sqlx::query_as("SELECT version, checksum FROM portcullis_migrations")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (version, description, sql) in migrations {
+                let checksum = sha256_hex(sql);
+                match applied.iter().find(|(v, _)| *v == version) {
+                    Some((_, stored)) if *stored == checksum => continue,
+                    Some(_) => {
+                        return Err(StoreError::MigrationMismatch(format!(
+                            "migration {version} ({description}) applied to this database \
+                             differs from this build's"
+                        )));
+                    }
+                    None => {}
+                }
+                sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO portcullis_migrations (version, description, checksum, \
+                     applied_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(version)
+                .bind(description)
+                .bind(&checksum)
+                .bind(now.0.unix_timestamp().to_string())
+                .execute(&mut *tx)
+                .await?;
+                tracing::info!(version, description, "migration applied");
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -334,35 +387,34 @@ impl Store {
     }
 }
 
-/// The migrations of `engine`: one history, with the same versions on both engines.
-fn migrator(engine: Engine) -> Migrator {
-    let files: &[(i64, &str, &'static str)] = match engine {
-        Engine::Postgres => &[(
-            1,
-            "schema",
-            include_str!("../migrations/postgres/0001_schema.sql"),
-        )],
-        Engine::Sqlite => &[(
-            1,
-            "schema",
-            include_str!("../migrations/sqlite/0001_schema.sql"),
-        )],
-    };
-    let migrations = files
-        .iter()
-        .map(|&(version, description, sql)| {
-            Migration::new(
-                version,
-                Cow::Borrowed(description),
-                MigrationType::Simple,
-                sqlx::AssertSqlSafe(sql).into_sql_str(),
-                false,
-            )
-        })
-        .collect();
-    let mut migrator = Migrator::with_migrations(migrations);
-    migrator.dangerous_set_table_name("portcullis_migrations");
-    migrator
+/// One migration: the same version and meaning on both engines, in each engine's SQL.
+struct EmbeddedMigration {
+    version: i64,
+    description: &'static str,
+    postgres: &'static str,
+    sqlite: &'static str,
+}
+
+impl EmbeddedMigration {
+    fn sql(&self, engine: Engine) -> &'static str {
+        match engine {
+            Engine::Postgres => self.postgres,
+            Engine::Sqlite => self.sqlite,
+        }
+    }
+}
+
+/// The migrations, in order: one history for both engines.
+const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
+    version: 1,
+    description: "schema",
+    postgres: include_str!("../migrations/postgres/0001_schema.sql"),
+    sqlite: include_str!("../migrations/sqlite/0001_schema.sql"),
+}];
+
+fn sha256_hex(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Times as both engines store them: PostgreSQL `TIMESTAMPTZ`, SQLite fixed-width RFC 3339 text
@@ -384,7 +436,7 @@ mod sqlite_ts {
     use super::Ts;
     use sqlx::encode::IsNull;
     use sqlx::error::BoxDynError;
-    use sqlx::sqlite::{Sqlite, SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef};
+    use sqlx::sqlite::{Sqlite, SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
     use sqlx::{Decode, Encode, Type};
     use time::format_description::well_known::Rfc3339;
     use time::macros::format_description;
@@ -395,8 +447,11 @@ mod sqlite_ts {
         }
     }
 
-    impl Encode<'_, Sqlite> for Ts {
-        fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
+    impl<'q> Encode<'q, Sqlite> for Ts {
+        fn encode_by_ref(
+            &self,
+            buf: &mut Vec<SqliteArgumentValue<'q>>,
+        ) -> Result<IsNull, BoxDynError> {
             let format = format_description!(
                 "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
             );

@@ -1053,10 +1053,10 @@ macro_rules! tables_for {
                     .fetch_one(&mut *self.conn)
                     .await?;
                 let scope = "(r.tenant_id IS NULL OR r.tenant_id = $1)";
-                let roles = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let roles = sqlx::query(&format!(
                     "SELECT r.id, r.name, r.description, r.is_superuser FROM roles r \
                      WHERE {scope} ORDER BY r.id"
-                )))
+                ))
                 .bind(tenant)
                 .fetch_all(&mut *self.conn)
                 .await?;
@@ -1067,11 +1067,11 @@ macro_rules! tables_for {
                     role.superuser = row.flag("is_superuser")?;
                     defs.insert(row.int("id")?, role);
                 }
-                let rules: Vec<(i64, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                let rules: Vec<(i64, String, String, String)> = sqlx::query_as(&format!(
                     "SELECT p.role_id, p.resource, p.permission, p.effect FROM role_permissions p \
                      JOIN roles r ON r.id = p.role_id WHERE {scope} \
                      ORDER BY p.role_id, p.effect, p.resource, p.permission"
-                )))
+                ))
                 .bind(tenant)
                 .fetch_all(&mut *self.conn)
                 .await?;
@@ -1083,10 +1083,10 @@ macro_rules! tables_for {
                         _ => list.push(RuleDef::new(resource, &[permission.as_str()])),
                     }
                 }
-                let parents: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                let parents: Vec<(i64, String)> = sqlx::query_as(&format!(
                     "SELECT i.role_id, r.name FROM role_inherits i JOIN roles r ON r.id = i.parent_id \
                      WHERE {scope} ORDER BY i.role_id, r.name"
-                )))
+                ))
                 .bind(tenant)
                 .fetch_all(&mut *self.conn)
                 .await?;

@@ -200,7 +200,7 @@ impl Users<'_> {
                    is_active, is_superuser, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $8)";
         on_pool!(self.store, pool => {
-            sqlx::query(sql)
+            sqlx::query(&sql)
                 .bind(&id)
                 .bind(&new.tenant)
                 .bind(&new.username)
@@ -227,9 +227,9 @@ impl Users<'_> {
     }
 
     async fn find(&self, condition: &str, value: &str) -> Result<Option<User>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE {condition}"));
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE {condition}");
         let user = on_pool!(self.store, pool => {
-            match sqlx::query(sql).bind(value).fetch_optional(pool).await? {
+            match sqlx::query(&sql).bind(value).fetch_optional(pool).await? {
                 Some(row) => Some(user_from(&row)?),
                 None => None,
             }
@@ -262,12 +262,10 @@ impl Users<'_> {
     }
 
     async fn update(&self, assignment: &str, id: &str, value: Value<'_>) -> Result<(), StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE users SET {assignment}, updated_at = $2 WHERE id = $3"
-        ));
+        let sql = format!("UPDATE users SET {assignment}, updated_at = $2 WHERE id = $3");
         let now = self.store.now();
         let changed = on_pool!(self.store, pool => {
-            let query = sqlx::query(sql);
+            let query = sqlx::query(&sql);
             let query = match value {
                 Value::Text(text) => query.bind(text),
                 Value::Flag(flag) => query.bind(flag),

@@ -40,9 +40,70 @@ fn aethera() -> PolicyDocument {
 async fn migrations_apply_once_and_again_without_change() {
     for db in common::all("migrate").await {
         db.store.migrate().await.unwrap();
-        db.second_instance().await.migrate().await.ok();
         assert_eq!(db.store.audit().count().await.unwrap(), 0, "{}", db.name);
         db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn instances_starting_at_once_migrate_once_and_a_foreign_history_is_refused() {
+    for db in common::shared("migrate_race").await {
+        let fresh = db.second_instance().await;
+        // A database nobody migrated yet (drop what the harness applied), then three at once.
+        for table in [
+            "portcullis_migrations",
+            "audit_logs",
+            "token_revocations",
+            "sessions",
+            "refresh_tokens",
+            "api_keys",
+            "policy_version",
+            "user_roles",
+            "role_inherits",
+            "role_permissions",
+            "permissions",
+            "roles",
+            "users",
+            "tenants",
+        ] {
+            let sql = format!("DROP TABLE {table}");
+            on_engine(&fresh, &sql).await;
+        }
+        if db.name == "postgres" {
+            on_engine(&fresh, "DROP FUNCTION portcullis_isolate_tenants(regclass)").await;
+        }
+        let (a, b, c) = (
+            db.second_instance().await,
+            db.second_instance().await,
+            db.second_instance().await,
+        );
+        let (ra, rb, rc) = tokio::join!(a.migrate(), b.migrate(), c.migrate());
+        ra.unwrap();
+        rb.unwrap();
+        rc.unwrap();
+        assert_eq!(a.audit().count().await.unwrap(), 0, "{}", db.name);
+        on_engine(
+            &fresh,
+            "UPDATE portcullis_migrations SET checksum = 'edited'",
+        )
+        .await;
+        assert!(
+            matches!(fresh.migrate().await, Err(StoreError::MigrationMismatch(_))),
+            "{}",
+            db.name
+        );
+        for store in [fresh, a, b, c] {
+            store.close().await;
+        }
+        db.finish().await;
+    }
+}
+
+async fn on_engine(store: &portcullis_sqlx::Store, sql: &str) {
+    if let Some(pool) = store.postgres() {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    } else if let Some(pool) = store.sqlite() {
+        sqlx::query(sql).execute(pool).await.unwrap();
     }
 }
 
@@ -748,7 +809,11 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_family() {
             .await
             .unwrap();
         assert_eq!(tokens.revoke_family(&other).await.unwrap(), 1);
-        assert_eq!(tokens.revoke_user(&user.id).await.unwrap(), 2, "phone, and the expired one");
+        assert_eq!(
+            tokens.revoke_user(&user.id).await.unwrap(),
+            2,
+            "phone, and the expired one"
+        );
         assert_eq!(
             tokens
                 .rotate(&secret("phone"), &secret("n"), week)

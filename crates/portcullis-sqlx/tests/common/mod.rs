@@ -35,7 +35,7 @@ impl TestDb {
         if let Some((admin, database)) = self.postgres {
             let admin = Store::connect(&admin).await.unwrap();
             let sql = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
+            sqlx::query(&sql)
                 .execute(admin.postgres().unwrap())
                 .await
                 .unwrap();
@@ -101,12 +101,10 @@ pub async fn postgres(test: &str) -> Option<TestDb> {
         }
     };
     let database = unique(test);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE \"{database}\""
-    )))
-    .execute(admin_store.postgres().unwrap())
-    .await
-    .unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+        .execute(admin_store.postgres().unwrap())
+        .await
+        .unwrap();
     admin_store.close().await;
     let (base, _) = admin.rsplit_once('/').unwrap();
     let url = format!("{base}/{database}");
