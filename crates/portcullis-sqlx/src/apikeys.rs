@@ -88,7 +88,7 @@ impl SqlKeyStore {
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
         let created = Some(Ts::new(record.created_at.unwrap_or(self.store.clock.now())));
         on_pool!(self.store, pool => {
-            sqlx::query(&sql)
+            sqlx::query(sql)
                 .bind(&record.id)
                 .bind(&record.name)
                 .bind(&record.owner)
@@ -179,7 +179,7 @@ impl KeyStore for SqlKeyStore {
             on_pool!(self.store, pool => {
                 let mut tx = pool.begin().await?;
                 for (id, at) in used {
-                    sqlx::query(&sql).bind(Ts::new(*at)).bind(id).execute(&mut *tx).await?;
+                    sqlx::query(sql).bind(Ts::new(*at)).bind(id).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             });

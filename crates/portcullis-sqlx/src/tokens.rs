@@ -81,7 +81,7 @@ impl RefreshTokens<'_> {
         let sql = "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, \
                    expires_at) VALUES ($1, $2, $3, $4, $5)";
         let result = on_pool!(self.store, pool => {
-            sqlx::query(&sql)
+            sqlx::query(sql)
                 .bind(&token_hash)
                 .bind(&family)
                 .bind(user)
@@ -279,7 +279,7 @@ impl Sessions<'_> {
         let sql = "INSERT INTO sessions (id_hash, user_id, data, created_at, last_seen_at, \
                    expires_at) VALUES ($1, $2, $3, $4, $4, $5)";
         let result = on_pool!(self.store, pool => {
-            sqlx::query(&sql)
+            sqlx::query(sql)
                 .bind(&id_hash)
                 .bind(user)
                 .bind(data)

@@ -200,7 +200,7 @@ impl Users<'_> {
                    is_active, is_superuser, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $8)";
         on_pool!(self.store, pool => {
-            sqlx::query(&sql)
+            sqlx::query(sql)
                 .bind(&id)
                 .bind(&new.tenant)
                 .bind(&new.username)
