@@ -376,3 +376,69 @@ async fn a_database_that_goes_away_gives_503_writes_nothing_half_and_recovers() 
     store.close().await;
     db.finish().await;
 }
+
+#[tokio::test]
+async fn an_engine_that_cannot_check_its_policy_denies_until_the_database_returns() {
+    let Some(db) = common::postgres("stale_policy").await else {
+        return;
+    };
+    let (scheme_user, rest) = db.url.split_once('@').unwrap();
+    let (host_port, database) = rest.split_once('/').unwrap();
+    let relay = Relay::start(host_port.to_owned()).await;
+    let url = format!("{scheme_user}@127.0.0.1:{}/{database}", relay.port);
+    let store = Store::connect_with(
+        &url,
+        StoreOptions::default().acquire_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let template = portcullis_rbac::PolicyDocument {
+        builtins: portcullis_rbac::Builtins::Aethera,
+        ..Default::default()
+    };
+    let rbac = portcullis_sqlx::RbacStore::open(&store, template)
+        .await
+        .unwrap();
+    let _watch = rbac.watch(
+        portcullis_sqlx::WatchOptions::default()
+            .poll(Duration::from_millis(100))
+            .max_staleness(Duration::from_millis(500)),
+    );
+    let viewer = Principal::builder(
+        "v",
+        PrincipalKind::User,
+        portcullis_core::AuthMethod::Jwt,
+        OffsetDateTime::now_utc(),
+    )
+    .role("viewer")
+    .build()
+    .unwrap();
+    let engine = rbac.engine();
+    assert!(engine.has_permission(&viewer, "projects:read"));
+
+    relay.cut();
+    let cut = Instant::now();
+    while engine.has_permission(&viewer, "projects:read") {
+        assert!(
+            cut.elapsed() < Duration::from_secs(10),
+            "a stale policy kept granting"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "denying everything {:?} after the database went away",
+        cut.elapsed()
+    );
+
+    relay.restore();
+    let restored = Instant::now();
+    while !engine.has_permission(&viewer, "projects:read") {
+        assert!(
+            restored.elapsed() < Duration::from_secs(10),
+            "the policy did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close().await;
+    db.finish().await;
+}
