@@ -29,6 +29,24 @@ pub enum Overflow {
     DropAndCount,
 }
 
+/// When `record` returns, and so when a request whose event it is gets its response (the
+/// audit layer answers only once its event is recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Acknowledge {
+    /// Once the event is queued (the default): the fastest. A process killed with the queue
+    /// full loses the events of requests it had already answered.
+    #[default]
+    Queued,
+    /// Once the batch holding the event is written to the file (handed to the operating
+    /// system): the event survives the process being killed. One write serves every event that
+    /// queued while the previous one ran (group commit).
+    Written,
+    /// Once the batch is written and synced (`fdatasync`): the event survives a power loss
+    /// too. One sync serves the whole batch.
+    Synced,
+}
+
 /// Settings of a [`BufferedSink`]: `BufferConfig::default()` and the setters below.
 ///
 /// ```
@@ -61,6 +79,8 @@ pub struct BufferConfig {
     /// Told the queue depth after each event is queued and each batch is written
     /// ([`Measurement::AuditQueueDepth`]).
     pub metrics: Option<Arc<dyn Metrics>>,
+    /// When `record` returns (default [`Acknowledge::Queued`]).
+    pub acknowledge: Acknowledge,
 }
 
 impl Default for BufferConfig {
@@ -73,6 +93,7 @@ impl Default for BufferConfig {
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
             metrics: None,
+            acknowledge: Acknowledge::Queued,
         }
     }
 }
@@ -96,6 +117,13 @@ impl BufferConfig {
     #[must_use]
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+
+    /// When `record` returns (default [`Acknowledge::Queued`]).
+    #[must_use]
+    pub fn acknowledge(mut self, acknowledge: Acknowledge) -> Self {
+        self.acknowledge = acknowledge;
         self
     }
 
@@ -131,6 +159,9 @@ impl BufferConfig {
 enum Message {
     /// Boxed, so that only a pointer crosses the queue; the box is reused (see [`Spent`]).
     Event(Box<AuditEvent>),
+    /// An event whose producer waits until it is written (and synced, for
+    /// [`Acknowledge::Synced`]).
+    Acknowledged(Box<AuditEvent>, oneshot::Sender<Result<(), String>>),
     Flush(oneshot::Sender<Result<(), String>>),
     Shutdown(oneshot::Sender<Result<(), String>>),
 }
@@ -180,6 +211,7 @@ impl BufferStats {
 pub struct BufferedSink {
     sender: mpsc::Sender<Message>,
     overflow: Overflow,
+    acknowledge: Acknowledge,
     closed: AtomicBool,
     /// Set by `flush` and `shutdown`: the writer stops lingering.
     urgent: Arc<AtomicBool>,
@@ -256,6 +288,7 @@ impl BufferedSink {
             clock: config.clock,
             ids: config.ids,
             metrics: config.metrics.clone(),
+            sync_acknowledged: config.acknowledge == Acknowledge::Synced,
         };
         std::thread::Builder::new()
             .name("portcullis-audit-writer".into())
@@ -264,6 +297,7 @@ impl BufferedSink {
         Ok(Self {
             sender,
             overflow: config.overflow,
+            acknowledge: config.acknowledge,
             closed: AtomicBool::new(false),
             urgent,
             spent,
@@ -324,7 +358,16 @@ impl AuditSink for BufferedSink {
         if self.closed.load(Ordering::Acquire) {
             return Err(AuditError::Closed);
         }
-        let message = Message::Event(Box::new(event));
+        let (message, acknowledged) = match self.acknowledge {
+            Acknowledge::Queued => (Message::Event(Box::new(event)), None),
+            Acknowledge::Written | Acknowledge::Synced => {
+                let (reply, acknowledged) = oneshot::channel();
+                (
+                    Message::Acknowledged(Box::new(event), reply),
+                    Some(acknowledged),
+                )
+            }
+        };
         // Freed here, once the new event is queued (see `Spent`).
         let _written = self.spent.take_some();
         let queued = match self.overflow {
@@ -354,7 +397,19 @@ impl AuditSink for BufferedSink {
         if let Some(metrics) = &self.metrics {
             metrics.record(Measurement::AuditQueueDepth(self.queued()));
         }
-        queued
+        queued?;
+        match acknowledged {
+            // A dropped event (`DropAndCount`) has no writer to answer: its sender is gone.
+            Some(written) => match written.await {
+                Ok(result) => result.map_err(|message| AuditError::Backend {
+                    message,
+                    source: None,
+                }),
+                Err(_) if self.overflow == Overflow::DropAndCount => Ok(()),
+                Err(_) => Err(AuditError::Closed),
+            },
+            None => Ok(()),
+        }
     }
 
     async fn flush(&self) -> Result<(), AuditError> {
@@ -374,6 +429,8 @@ struct Worker<W> {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     metrics: Option<Arc<dyn Metrics>>,
+    /// Whether acknowledged events wait for a sync too ([`Acknowledge::Synced`]).
+    sync_acknowledged: bool,
 }
 
 impl<W: BatchWriter> Worker<W> {
@@ -387,12 +444,17 @@ impl<W: BatchWriter> Worker<W> {
                 return;
             };
             let mut waiting: Vec<(oneshot::Sender<Result<(), String>>, bool)> = Vec::new();
+            let mut acknowledged: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
             let mut next = Some(first);
             let mut lingered = self.linger.is_zero();
             loop {
                 while let Some(message) = next.take() {
                     match message {
                         Message::Event(event) => batch.push(event),
+                        Message::Acknowledged(event, reply) => {
+                            batch.push(event);
+                            acknowledged.push(reply);
+                        }
                         Message::Flush(reply) => waiting.push((reply, false)),
                         Message::Shutdown(reply) => waiting.push((reply, true)),
                     }
@@ -412,6 +474,16 @@ impl<W: BatchWriter> Worker<W> {
                 next = self.receiver.try_recv().ok();
             }
             self.write_until_done(&mut batch);
+            if !acknowledged.is_empty() {
+                let done = if self.sync_acknowledged {
+                    self.writer.sync().map_err(|e| e.to_string())
+                } else {
+                    Ok(())
+                };
+                for reply in acknowledged {
+                    let _ = reply.send(done.clone());
+                }
+            }
             if self.receiver.is_empty() {
                 self.report_drops();
             }

@@ -10,7 +10,7 @@ mod reader;
 mod redact;
 mod sinks;
 
-pub use buffered::{BufferConfig, BufferStats, BufferedSink, Overflow};
+pub use buffered::{Acknowledge, BufferConfig, BufferStats, BufferedSink, Overflow};
 pub use chain::{Chain, GENESIS, Tampering, verify_lines};
 pub use file::{BatchWriter, Durability, FileSinkConfig, JsonlFile, JsonlFileSink, Rotation};
 pub use reader::{AuditReader, MAX_LINE_LEN, VerifyError};

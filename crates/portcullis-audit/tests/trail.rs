@@ -747,3 +747,102 @@ fn a_flushing_query_sees_every_event_recorded_before_it() {
     assert_eq!(found.len(), 25);
     rt.block_on(sink.shutdown()).unwrap();
 }
+
+// --- Acknowledge: when `record` returns ------------------------------------------------
+
+/// Records what happened in order: writes (with their sizes) and syncs.
+#[derive(Clone, Default)]
+struct Journal {
+    steps: Arc<Mutex<Vec<String>>>,
+    gate: Option<Arc<(Mutex<bool>, Condvar)>>,
+}
+
+impl BatchWriter for Journal {
+    fn write_batch<E: BorrowMut<AuditEvent>>(
+        &mut self,
+        events: &mut [E],
+    ) -> Result<(), AuditError> {
+        if let Some(gate) = &self.gate {
+            let mut open = gate.0.lock().unwrap();
+            while !*open {
+                open = gate.1.wait(open).unwrap();
+            }
+        }
+        self.steps
+            .lock()
+            .unwrap()
+            .push(format!("write {}", events.len()));
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), AuditError> {
+        self.steps.lock().unwrap().push("sync".into());
+        Ok(())
+    }
+}
+
+#[test]
+fn written_returns_only_once_the_event_is_written_and_batches_the_waiters() {
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let writer = Journal {
+        gate: Some(gate.clone()),
+        ..Journal::default()
+    };
+    let config = BufferConfig::default().acknowledge(Acknowledge::Written);
+    let sink = Arc::new(BufferedSink::new(writer.clone(), config).unwrap());
+    let rt = runtime();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let sink = sink.clone();
+                tokio::spawn(async move { sink.record(event(i)).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            tasks.iter().all(|t| !t.is_finished()),
+            "nothing may return before its event is written"
+        );
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    });
+    let steps = writer.steps.lock().unwrap().clone();
+    let written: usize = steps
+        .iter()
+        .filter_map(|s| s.strip_prefix("write "))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(written, 200);
+    assert!(
+        steps.len() < 20,
+        "one write serves many waiting requests: {steps:?}"
+    );
+    assert!(!steps.contains(&"sync".to_owned()), "Written does not sync");
+}
+
+#[test]
+fn synced_returns_after_the_sync_of_its_batch() {
+    let writer = Journal::default();
+    let config = BufferConfig::default().acknowledge(Acknowledge::Synced);
+    let sink = BufferedSink::new(writer.clone(), config).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        sink.record(event(1)).await.unwrap();
+        let steps = writer.steps.lock().unwrap().clone();
+        assert_eq!(steps, ["write 1", "sync"], "synced before record returns");
+    });
+    // Queued (the default) returns before anything is written.
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let writer = Journal {
+        gate: Some(gate.clone()),
+        ..Journal::default()
+    };
+    let sink = BufferedSink::new(writer.clone(), BufferConfig::default()).unwrap();
+    rt.block_on(async { sink.record(event(2)).await.unwrap() });
+    assert!(writer.steps.lock().unwrap().is_empty());
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+}
