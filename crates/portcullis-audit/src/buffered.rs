@@ -31,7 +31,8 @@ pub enum Overflow {
 
 /// When `record` returns, and so when a request whose event it is gets its response (the
 /// audit layer answers only once its event is recorded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Acknowledge {
     /// Once the event is queued (the default): the fastest. A process killed with the queue
@@ -465,7 +466,14 @@ impl<W: BatchWriter> Worker<W> {
                     }
                     next = self.receiver.try_recv().ok();
                 }
-                if lingered || !waiting.is_empty() || batch.len() >= self.max_batch {
+                // Producers waiting for their events (Acknowledge::Written, Synced) cannot add
+                // to the batch while they wait: lingering would only delay them. Whatever
+                // queues during this write goes into the next one (group commit).
+                if lingered
+                    || !waiting.is_empty()
+                    || !acknowledged.is_empty()
+                    || batch.len() >= self.max_batch
+                {
                     break;
                 }
                 // Let the batch fill for a moment (producers do not wake a sleeping writer).

@@ -97,6 +97,7 @@ pub struct Counters {
     audit_recorded: AtomicU64,
     audit_refused: AtomicU64,
     audit_queue_depth: AtomicU64,
+    audit_queue_peak: AtomicU64,
     jwks_fetches: AtomicU64,
     jwks_fetch_failures: AtomicU64,
 }
@@ -126,6 +127,8 @@ pub struct CounterSnapshot {
     pub audit_refused: u64,
     /// Events waiting in the audit queue, as last reported.
     pub audit_queue_depth: u64,
+    /// The most events ever reported waiting in the audit queue.
+    pub audit_queue_peak: u64,
     /// JWKS and discovery fetches that succeeded.
     pub jwks_fetches: u64,
     /// JWKS and discovery fetches that failed.
@@ -158,6 +161,7 @@ impl Metrics for Counters {
             Measurement::AuditQueueDepth(depth) => {
                 let depth = u64::try_from(depth).unwrap_or(u64::MAX);
                 self.audit_queue_depth.store(depth, Ordering::Relaxed);
+                self.audit_queue_peak.fetch_max(depth, Ordering::Relaxed);
                 return;
             }
             Measurement::JwksFetch { ok: true } => &self.jwks_fetches,
@@ -183,6 +187,7 @@ impl Counters {
             audit_recorded: read(&self.audit_recorded),
             audit_refused: read(&self.audit_refused),
             audit_queue_depth: read(&self.audit_queue_depth),
+            audit_queue_peak: read(&self.audit_queue_peak),
             jwks_fetches: read(&self.jwks_fetches),
             jwks_fetch_failures: read(&self.jwks_fetch_failures),
         }
@@ -246,6 +251,12 @@ impl fmt::Display for CounterSnapshot {
             "gauge",
             "Audit events waiting to be written.",
             &[("", self.audit_queue_depth)],
+        );
+        family(
+            "portcullis_audit_queue_depth_peak",
+            "gauge",
+            "The most audit events ever waiting to be written.",
+            &[("", self.audit_queue_peak)],
         );
         family(
             "portcullis_jwks_fetches_total",

@@ -18,6 +18,8 @@
 //!
 //! ```toml
 //! audit_log_path = "audit.jsonl"          # or [authz] audit_log_path, as AmateRS has it
+//! audit_acknowledge = "written"           # a response waits for its event: "queued" (default),
+//!                                         # "written" (survives kill -9), "synced" (power loss)
 //!
 //! [server]                                # where the example servers listen
 //! host = "127.0.0.1"
@@ -78,6 +80,7 @@
 mod build;
 mod locate;
 
+use portcullis_audit::Acknowledge;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -243,6 +246,8 @@ struct FileConfig {
     authz: AuthzSection,
     #[serde(default)]
     audit_log_path: Option<PathBuf>,
+    #[serde(default)]
+    audit_acknowledge: Acknowledge,
 }
 
 /// Where a value came from, for diagnostics.
@@ -330,6 +335,10 @@ pub struct Config {
     pub authz: AuthzSection,
     /// The audit log (top-level `audit_log_path`, or `[authz] audit_log_path`).
     pub audit_log_path: Option<PathBuf>,
+    /// `audit_acknowledge`: when a response may leave, relative to its audit event
+    /// (`"queued"`, the default; `"written"`, surviving a killed process; `"synced"`,
+    /// surviving a power loss).
+    pub audit_acknowledge: Acknowledge,
     /// `ENABLE_AUTHENTICATION`: `false` makes authentication optional (development only).
     pub authentication_enabled: bool,
     /// `ENABLE_AUDIT_LOGGING` / `[authz] audit_enabled`: `false` sends events to `tracing`.
@@ -411,6 +420,7 @@ impl Config {
                 .audit_log_path
                 .or_else(|| file.authz.audit_log_path.clone()),
             audit_logging_enabled: file.authz.audit_enabled.unwrap_or(true),
+            audit_acknowledge: file.audit_acknowledge,
             authz: file.authz,
             authentication_enabled: true,
             refresh_token_ttl: Duration::from_secs(7 * 86_400),
@@ -721,6 +731,10 @@ impl Config {
         };
         if let Some(path) = &self.audit_log_path {
             line(format!("audit_log_path = {:?}", path.display().to_string()));
+            line(format!(
+                "audit_acknowledge = {:?}",
+                format!("{:?}", self.audit_acknowledge).to_lowercase()
+            ));
         }
         line(String::new());
         line("[server]".into());

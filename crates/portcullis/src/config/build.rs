@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use portcullis_apikey::Pepper;
 use portcullis_audit::{
-    BufferConfig, BufferedSink, FileSinkConfig, JsonlFile, Overflow, TracingSink,
+    Acknowledge, BufferConfig, BufferedSink, Durability, FileSinkConfig, JsonlFile, Overflow,
+    TracingSink,
 };
 use portcullis_axum::{AuditLogAccess, audit_logs_router, connect_info_peer};
 use portcullis_core::{
@@ -244,13 +245,21 @@ impl Config {
         ) {
             (Some(path), true) => {
                 let path = self.resolve(path);
-                let file = JsonlFile::open(FileSinkConfig::new(&path))
+                // Queued: the writer fsyncs every batch on its own time. Written: the response
+                // waits for the write only, and the file is synced within a second. Synced: the
+                // response waits for the batch's fdatasync, done once by the sink.
+                let file_durability = match self.audit_acknowledge {
+                    Acknowledge::Queued => Durability::EveryBatch,
+                    _ => Durability::Interval(Duration::from_secs(1)),
+                };
+                let file = JsonlFile::open(FileSinkConfig::new(&path).durability(file_durability))
                     .map_err(|e| fail("audit_log_path", e.to_string()))?;
                 let buffered = Arc::new(
                     BufferedSink::new(
                         file,
                         BufferConfig::default()
                             .overflow(Overflow::Block)
+                            .acknowledge(self.audit_acknowledge)
                             .metrics(metrics.clone()),
                     )
                     .map_err(|e| fail("audit_log_path", e.to_string()))?,
