@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use portcullis_apikey::{ApiKeyAuthenticator, KeyHash, KeyRecord, Verifier};
 use portcullis_core::{
-    ApiKeySource, AuditEvent, AuditEventType, AuditResult, AuditSink, AuthErrorKind, AuthOutcome,
-    Authenticator, Credential, Credentials, IdSource, Principal, PrincipalKind, RandomIds,
-    SecretString,
+    ApiKeySource, AuditEvent, AuditEventType, AuditResult, AuditSink, AuthOutcome, Authenticator,
+    Credential, Credentials, IdSource, Principal, PrincipalKind, RandomIds, SecretString,
 };
 use portcullis_jwt::{
     Algorithm, IssuerConfig, JwtAuthenticator, JwtError, RevocationList, SigningKey, TokenIssuer,
@@ -137,12 +136,9 @@ async fn a_revocation_list_that_cannot_be_refreshed_answers_503_not_ok() {
     let credentials = Credentials::from_list(vec![Credential::Bearer(SecretString::new(
         token.token.expose(),
     ))]);
-    let AuthOutcome::Rejected(error) = verifier.authenticate(&credentials).await else {
-        panic!("a stale revocation list must not let a token through")
-    };
-    assert!(
-        matches!(error.kind(), AuthErrorKind::DependencyUnavailable(_)),
-        "{error:?}"
+    common::assert_unavailable(
+        verifier.authenticate(&credentials).await,
+        "a stale revocation list must not let a token through",
     );
 }
 
@@ -293,6 +289,17 @@ impl Relay {
         }
     }
 
+    /// A relay to `db`'s server and a store connected through it.
+    async fn in_front_of(db: &common::TestDb, acquire_timeout: Duration) -> (Self, Store) {
+        let (scheme_user, rest) = db.url.split_once('@').unwrap();
+        let (host_port, database) = rest.split_once('/').unwrap();
+        let relay = Self::start(host_port.to_owned()).await;
+        let url = format!("{scheme_user}@127.0.0.1:{}/{database}", relay.port);
+        let options = StoreOptions::default().acquire_timeout(acquire_timeout);
+        let store = Store::connect_with(&url, options).await.unwrap();
+        (relay, store)
+    }
+
     fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         for task in self.connections.lock().unwrap().drain(..) {
@@ -310,16 +317,7 @@ async fn a_database_that_goes_away_gives_503_writes_nothing_half_and_recovers() 
     let Some(db) = common::postgres("outage").await else {
         return;
     };
-    let (scheme_user, rest) = db.url.split_once('@').unwrap();
-    let (host_port, database) = rest.split_once('/').unwrap();
-    let relay = Relay::start(host_port.to_owned()).await;
-    let url = format!("{scheme_user}@127.0.0.1:{}/{database}", relay.port);
-    let store = Store::connect_with(
-        &url,
-        StoreOptions::default().acquire_timeout(Duration::from_secs(1)),
-    )
-    .await
-    .unwrap();
+    let (relay, store) = Relay::in_front_of(&db, Duration::from_secs(1)).await;
     store
         .api_keys()
         .insert(&KeyRecord::new(
@@ -340,12 +338,9 @@ async fn a_database_that_goes_away_gives_503_writes_nothing_half_and_recovers() 
     ));
 
     relay.cut();
-    let AuthOutcome::Rejected(error) = auth.authenticate(&key).await else {
-        panic!("no database, no authentication")
-    };
-    assert!(
-        matches!(error.kind(), AuthErrorKind::DependencyUnavailable(_)),
-        "{error:?}"
+    common::assert_unavailable(
+        auth.authenticate(&key).await,
+        "no database, no authentication",
     );
     let events: Vec<_> = (0..50)
         .map(|_| {
@@ -382,16 +377,7 @@ async fn an_engine_that_cannot_check_its_policy_denies_until_the_database_return
     let Some(db) = common::postgres("stale_policy").await else {
         return;
     };
-    let (scheme_user, rest) = db.url.split_once('@').unwrap();
-    let (host_port, database) = rest.split_once('/').unwrap();
-    let relay = Relay::start(host_port.to_owned()).await;
-    let url = format!("{scheme_user}@127.0.0.1:{}/{database}", relay.port);
-    let store = Store::connect_with(
-        &url,
-        StoreOptions::default().acquire_timeout(Duration::from_millis(300)),
-    )
-    .await
-    .unwrap();
+    let (relay, store) = Relay::in_front_of(&db, Duration::from_millis(300)).await;
     let template = portcullis_rbac::PolicyDocument {
         builtins: portcullis_rbac::Builtins::Aethera,
         ..Default::default()

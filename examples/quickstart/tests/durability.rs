@@ -10,11 +10,14 @@
     reason = "test code: a failed assertion is the point"
 )]
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,25 +37,16 @@ fn configure(dir: &Path, mode: &str) -> PathBuf {
 }
 
 fn start(config: &Path, audit_log: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quickstart"))
-        .args(["--dev", "--port", "0", "--config"])
-        .arg(config)
-        .arg("--audit-log")
-        .arg(audit_log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("quickstart listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    std::thread::spawn(move || for _ in stdout.lines() {});
-    (child, address)
+    let args: [&OsStr; 7] = [
+        "--dev".as_ref(),
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--audit-log".as_ref(),
+        audit_log.as_os_str(),
+    ];
+    common::spawn(args)
 }
 
 /// One request; `Some(status)` only when the whole response arrived.

@@ -8,9 +8,11 @@
     reason = "test code: a failed assertion is the point"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 struct Server {
@@ -31,26 +33,14 @@ fn start(name: &str) -> Server {
     let audit_log =
         std::env::temp_dir().join(format!("quickstart-{name}-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&audit_log);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quickstart"))
-        .args(["--dev", "--port", "0", "--audit-log"])
-        .arg(&audit_log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("quickstart listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    assert!(
-        address.starts_with("127.0.0.1:"),
-        "binds loopback: {address}"
-    );
-    std::thread::spawn(move || for _ in stdout.lines() {});
+    let audit_arg = audit_log.as_os_str().to_owned();
+    let (child, address) = common::spawn([
+        "--dev".as_ref(),
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--audit-log".as_ref(),
+        audit_arg.as_os_str(),
+    ]);
     Server {
         child,
         address,

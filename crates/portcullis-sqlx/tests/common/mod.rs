@@ -15,6 +15,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use portcullis_sqlx::{Engine, Store};
 use portcullis_testkit::peer;
 
+/// Panics unless `outcome` is a refusal because a dependency is unavailable (503).
+pub fn assert_unavailable(outcome: portcullis_core::AuthOutcome, context: &str) {
+    let portcullis_core::AuthOutcome::Rejected(error) = outcome else {
+        panic!("{context}: {outcome:?}")
+    };
+    assert!(
+        matches!(
+            error.kind(),
+            portcullis_core::AuthErrorKind::DependencyUnavailable(_)
+        ),
+        "{context}: {error:?}"
+    );
+}
+
 /// One database for one test.
 pub struct TestDb {
     pub name: &'static str,
