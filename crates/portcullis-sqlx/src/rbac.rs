@@ -785,7 +785,16 @@ async fn seed(store: &Store, template: &PolicyDocument, limits: &Limits) -> Resu
     // The template must validate on its own before any of it is written.
     validate(template, limits)?;
     on_pool!(store, pool => {
-        let mut conn = pool.begin().await?;
+        // Instances starting at once on empty tables: one seeds, the others then find roles.
+        let mut conn = match store.engine() {
+            Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => pool.begin().await?,
+        };
+        if store.engine() == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7075886766117520230)")
+                .execute(&mut *conn)
+                .await?;
+        }
         let mut tx = Tx { conn: &mut *conn, now: store.now() };
         for name in &vocabulary.names {
             sqlx::query("INSERT INTO permissions (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")

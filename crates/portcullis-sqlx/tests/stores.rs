@@ -429,6 +429,38 @@ async fn a_grant_through_one_instance_is_enforced_by_another_within_a_second() {
 }
 
 #[tokio::test]
+async fn instances_opening_empty_role_tables_at_once_seed_them_once() {
+    for db in common::shared("seed_race").await {
+        let (a, b, c) = (
+            db.second_instance().await,
+            db.second_instance().await,
+            db.second_instance().await,
+        );
+        let (ra, rb, rc) = tokio::join!(
+            RbacStore::open(&a, aethera()),
+            RbacStore::open(&b, aethera()),
+            RbacStore::open(&c, aethera()),
+        );
+        let roles: Vec<Vec<String>> = [ra.unwrap(), rb.unwrap(), rc.unwrap()]
+            .iter()
+            .map(|r| {
+                r.engine()
+                    .policy()
+                    .role_names()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(roles[0], ["admin", "analyst", "viewer"], "{}", db.name);
+        assert!(roles.iter().all(|r| *r == roles[0]));
+        for store in [a, b, c] {
+            store.close().await;
+        }
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn tenant_roles_are_seen_by_their_tenant_only() {
     for db in common::all("tenant_roles").await {
         RbacStore::open(&db.store, aethera()).await.unwrap();
