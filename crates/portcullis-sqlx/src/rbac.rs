@@ -612,6 +612,7 @@ impl RbacStore {
 
     /// Runs a policy change: `work`, then validation of the result, the version bump, the
     /// audit event and the notification, all in one transaction; then the local refresh.
+    /// Returns `Ok` once the change is committed, even if the local reload has to wait.
     async fn change(
         &self,
         action: &str,
@@ -621,7 +622,12 @@ impl RbacStore {
         work: impl AsyncFnOnce(&mut dyn Tables) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.transact(action, role, by, detail, true, work).await?;
-        self.refresh().await.map(drop)
+        // The change is committed: a failed reload here must not report it as failed. The
+        // engine catches up on the next refresh (or the watch) and denies if it cannot.
+        if let Err(error) = self.refresh().await {
+            tracing::warn!(%error, "policy changed, but this instance could not reload it yet");
+        }
+        Ok(())
     }
 
     /// Runs a change of `user`'s assignment of the role `name` (resolved as this scope sees
