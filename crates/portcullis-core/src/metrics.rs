@@ -352,6 +352,24 @@ mod tests {
                 "{line}"
             );
         }
-        assert_eq!(text.matches("# TYPE").count(), 6);
+        assert_eq!(text.matches("# TYPE").count(), 7);
+    }
+
+    #[test]
+    fn the_queue_peak_is_the_highest_depth_reported() {
+        let counters = Counters::default();
+        for depth in [3, 40, 7] {
+            counters.record(Measurement::AuditQueueDepth(depth));
+        }
+        let snapshot = counters.snapshot();
+        assert_eq!(
+            (snapshot.audit_queue_depth, snapshot.audit_queue_peak),
+            (7, 40)
+        );
+        assert!(
+            counters
+                .prometheus()
+                .contains("portcullis_audit_queue_depth_peak 40")
+        );
     }
 }
