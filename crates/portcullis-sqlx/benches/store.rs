@@ -19,7 +19,6 @@
 )]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -27,9 +26,8 @@ use portcullis_core::{
     AccessRequest, AuditEvent, AuditEventType, AuditResult, AuthMethod, IdSource, PolicyEngine,
     Principal, PrincipalKind, RandomIds,
 };
-use portcullis_rbac::{Builtins, Policy, PolicyDocument, RbacEngine, RoleDef, RuleDef};
+use portcullis_rbac::{Policy, RbacEngine};
 use portcullis_sqlx::{RbacStore, Store};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -120,88 +118,18 @@ fn audit(c: &mut Criterion) {
     group.finish();
 }
 
-fn workload(name: &str) -> Option<Value> {
-    let dir = std::env::var_os("PORTCULLIS_BENCH_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench"),
-        PathBuf::from,
-    );
-    let path = dir.join(format!("{name}.json"));
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
-        Err(e) => {
-            eprintln!("skipping `{name}`: cannot read {} ({e})", path.display());
-            None
-        }
-    }
-}
-
-/// The workload as a policy document (as the RBAC comparison bench builds it).
-fn document(w: &Value) -> PolicyDocument {
-    let names: Vec<&str> = w["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
-    let mut roles: Vec<RoleDef> = names.iter().map(|n| RoleDef::new(*n)).collect();
-    let index: std::collections::HashMap<&str, usize> =
-        names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    for rule in w["rules"].as_array().unwrap() {
-        let role = index[rule["role"].as_str().unwrap()];
-        roles[role].permissions.push(RuleDef::new(
-            rule["pattern"].as_str().unwrap(),
-            &[rule["action"].as_str().unwrap()],
-        ));
-    }
-    for (i, parent) in w["role_parent"].as_array().unwrap().iter().enumerate() {
-        if let Some(parent) = parent.as_u64() {
-            roles[i].inherits.push(names[parent as usize].to_owned());
-        }
-    }
-    PolicyDocument {
-        builtins: Builtins::None,
-        roles,
-        ..PolicyDocument::default()
-    }
-}
-
 fn policy(c: &mut Criterion) {
-    let Some(large) = workload("large") else {
+    let Some(large) = portcullis_testkit::workloads::load("large") else {
         return;
     };
-    let doc = document(&large);
+    let doc = large.document();
     let rt = runtime();
     let mut group = c.benchmark_group("policy_load_large_100k_rules");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     let memory = RbacEngine::new(Policy::from_document(&doc).unwrap()).unwrap();
-    let query = &large["allow_queries"][0];
-    let user = query["user"].as_str().unwrap();
-    let user_index: usize = user.trim_start_matches("user").parse().unwrap();
-    let held: Vec<String> = large["user_roles"][user_index]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            large["roles"][r.as_u64().unwrap() as usize]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    let principal = Principal::builder(
-        user,
-        PrincipalKind::User,
-        AuthMethod::Jwt,
-        OffsetDateTime::now_utc(),
-    )
-    .roles(held)
-    .build()
-    .unwrap();
-    let (resource, action) = (
-        query["resource"].as_str().unwrap(),
-        query["action"].as_str().unwrap(),
-    );
+    let (user, action, resource) = large.allowed(0);
+    let principal = large.principal(user);
     let mut stores = Vec::new();
     for (engine, store) in databases(&rt, "policy") {
         let seeded = std::time::Instant::now();
