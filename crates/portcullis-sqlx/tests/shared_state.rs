@@ -390,15 +390,7 @@ async fn an_engine_that_cannot_check_its_policy_denies_until_the_database_return
             .poll(Duration::from_millis(100))
             .max_staleness(Duration::from_millis(500)),
     );
-    let viewer = Principal::builder(
-        "v",
-        PrincipalKind::User,
-        portcullis_core::AuthMethod::Jwt,
-        OffsetDateTime::now_utc(),
-    )
-    .role("viewer")
-    .build()
-    .unwrap();
+    let viewer = common::jwt_user("v", "viewer");
     let engine = rbac.engine();
     assert!(engine.has_permission(&viewer, "projects:read"));
 

@@ -387,15 +387,7 @@ async fn a_grant_through_one_instance_is_enforced_by_another_within_a_second() {
         let other = RbacStore::open(&other_store, aethera()).await.unwrap();
         let _watch = other.watch(WatchOptions::default());
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let viewer = Principal::builder(
-            "v",
-            PrincipalKind::User,
-            portcullis_core::AuthMethod::Jwt,
-            OffsetDateTime::now_utc(),
-        )
-        .role("viewer")
-        .build()
-        .unwrap();
+        let viewer = common::jwt_user("v", "viewer");
         let engine = other.engine();
         assert!(!engine.has_permission(&viewer, "runs:read"));
         let granted = Instant::now();

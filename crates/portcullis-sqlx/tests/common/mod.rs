@@ -29,6 +29,19 @@ pub fn assert_unavailable(outcome: portcullis_core::AuthOutcome, context: &str) 
     );
 }
 
+/// A principal `id` holding `role`, as a JWT would carry it.
+pub fn jwt_user(id: &str, role: &str) -> portcullis_core::Principal {
+    portcullis_core::Principal::builder(
+        id,
+        portcullis_core::PrincipalKind::User,
+        portcullis_core::AuthMethod::Jwt,
+        time::OffsetDateTime::now_utc(),
+    )
+    .role(role)
+    .build()
+    .unwrap()
+}
+
 /// One database for one test.
 pub struct TestDb {
     pub name: &'static str,
