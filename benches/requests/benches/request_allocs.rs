@@ -7,25 +7,17 @@
 #![allow(missing_docs, reason = "a bench binary")]
 #![allow(
     clippy::expect_used,
-    clippy::unwrap_used,
     clippy::print_stdout,
     reason = "bench setup and its report"
 )]
 
+mod common;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::routing::get;
-use http::Request;
-use portcullis_audit::{BufferConfig, BufferedSink, FileSinkConfig, JsonlFile};
-use portcullis_core::{AuditError, AuditEvent, AuditSink, AuthenticatorChain, PolicyEngine};
-use portcullis_jwt::{
-    Algorithm, IssuerConfig, JwtAuthenticator, SigningKey, TokenIssuer, TokenRequest,
-};
-use portcullis_rbac::{Policy, RbacEngine};
-use portcullis_tower::{AuditLayer, AuthLayer, AuthzLayer, RouteTable};
+use portcullis_core::{AuditError, AuditEvent, AuditSink, AuthenticatorChain};
+use portcullis_tower::{AuthLayer, AuthzLayer};
 use tower::ServiceExt as _;
 
 #[global_allocator]
@@ -49,100 +41,43 @@ impl AuditSink for DiscardSink {
     }
 }
 
-fn routes() -> Router {
-    Router::new().route("/objects/{collection}/{object}", get(|| async { "ok" }))
-}
-
 fn main() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    let Some(medium) = portcullis_testkit::workloads::load("medium") else {
+    let Some(setup) = common::setup() else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let engine: Arc<dyn PolicyEngine> = Arc::new(
-        RbacEngine::new(Policy::from_document(&medium.document()).expect("policy"))
-            .expect("engine"),
-    );
-    let (user, _, resource) = medium.allowed(0);
-    let path = format!("/objects/{}", resource.replacen(':', "/", 1));
-    let issuer = TokenIssuer::new(
-        "https://auth.bench",
-        SigningKey::hmac(Some("k1"), Algorithm::HS256, &[7; 32]).expect("key"),
-    )
-    .audiences(["api"])
-    .access_ttl(Duration::from_secs(3600));
-    let token = issuer
-        .issue(&TokenRequest::access(user).roles(medium.roles_of(user)))
-        .expect("token");
-    let authorization = format!("Bearer {}", token.token.expose());
-    let jwt = JwtAuthenticator::builder()
-        .issuer(IssuerConfig::new("https://auth.bench", issuer).audiences(["api"]))
-        .build()
-        .expect("verifier");
-    let chain = AuthenticatorChain::new(vec![Arc::new(jwt)]);
-    let table = RouteTable::new()
-        .route(
-            "GET /objects/{collection}/{object}",
-            "read",
-            "{collection}:{object}",
-        )
-        .expect("routes");
-    let dir =
-        std::env::temp_dir().join(format!("portcullis-request-allocs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file_sink = runtime.block_on(async {
-        Arc::new(
-            BufferedSink::new(
-                JsonlFile::open(FileSinkConfig::new(dir.join("audit.jsonl"))).expect("file"),
-                BufferConfig::default(),
-            )
-            .expect("sink"),
-        )
-    });
-    let with_audit = |sink: Arc<dyn AuditSink>| {
-        routes()
-            .layer(AuthzLayer::new(engine.clone(), table.clone()))
-            .layer(
-                tower::ServiceBuilder::new()
-                    .layer(AuditLayer::new(sink))
-                    .layer(AuthLayer::new(chain.clone())),
-            )
-    };
+    let chain = AuthenticatorChain::new(vec![Arc::new(setup.jwt.clone())]);
+    let (file_sink, dir) = common::file_sink(&setup, "request-allocs");
     let stacks: Vec<(&str, Router)> = vec![
-        ("bare router", routes()),
+        ("bare router", common::routes()),
         (
             "+ authentication (HS256 JWT)",
-            routes().layer(AuthLayer::new(chain.clone())),
+            common::routes().layer(AuthLayer::new(chain.clone())),
         ),
         (
             "+ authorization (RBAC, medium)",
-            routes()
-                .layer(AuthzLayer::new(engine.clone(), table.clone()))
+            common::routes()
+                .layer(AuthzLayer::new(setup.engine.clone(), setup.table.clone()))
                 .layer(AuthLayer::new(chain.clone())),
         ),
         (
             "+ audit layer (discarding sink)",
-            with_audit(Arc::new(DiscardSink)),
+            common::protect(&setup, chain.clone(), Arc::new(DiscardSink)),
         ),
         (
             "+ JSON Lines file (BufferedSink)",
-            with_audit(file_sink.clone()),
+            common::protect(&setup, chain, file_sink.clone()),
         ),
     ];
 
     println!("allocations per request ({REQUESTS} requests each, every thread counted)");
+    let header = Some(("authorization", setup.authorization.as_str()));
     let mut previous = 0.0;
     for (name, router) in &stacks {
         let run = |n: u64| {
-            runtime.block_on(async {
+            setup.runtime.block_on(async {
                 for _ in 0..n {
-                    let request = Request::get(path.as_str())
-                        .header("authorization", authorization.as_str())
-                        .body(Body::empty())
-                        .expect("request");
+                    let request = common::request(&setup.path, header);
                     let response = router.clone().oneshot(request).await.expect("response");
                     assert_eq!(response.status(), 200, "{name}");
                 }
@@ -159,8 +94,6 @@ fn main() {
         );
         previous = per_request;
     }
-    runtime.block_on(async {
-        let _ = file_sink.shutdown().await;
-    });
+    let _ = setup.runtime.block_on(file_sink.shutdown());
     let _ = std::fs::remove_dir_all(&dir);
 }
