@@ -48,6 +48,18 @@ pub enum Acknowledge {
     Synced,
 }
 
+impl Acknowledge {
+    /// The name in a configuration file: `queued`, `written`, `synced`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Written => "written",
+            Self::Synced => "synced",
+        }
+    }
+}
+
 /// Settings of a [`BufferedSink`]: `BufferConfig::default()` and the setters below.
 ///
 /// ```

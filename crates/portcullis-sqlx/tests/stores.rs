@@ -108,16 +108,6 @@ async fn on_engine(store: &portcullis_sqlx::Store, sql: &str) {
 }
 
 #[tokio::test]
-async fn unsupported_urls_are_refused() {
-    for url in ["mysql://x/y", "file.db", "http://x"] {
-        assert!(matches!(
-            portcullis_sqlx::Store::connect(url).await,
-            Err(StoreError::UnsupportedUrl(_))
-        ));
-    }
-}
-
-#[tokio::test]
 async fn users_are_unique_by_username_and_by_email_in_any_case() {
     for db in common::all("users").await {
         let users = db.store.users();
@@ -916,5 +906,132 @@ async fn sessions_are_found_by_id_until_they_expire_or_end() {
         sessions.create(&id, &user.id, "{}", hour).await.unwrap();
         assert_eq!(sessions.delete_user(&user.id).await.unwrap(), 1);
         db.finish().await;
+    }
+}
+
+/// Runs `sql` on whichever engine `store` is.
+async fn execute(store: &portcullis_sqlx::Store, sql: &str) {
+    on_engine(store, sql).await;
+}
+
+#[tokio::test]
+async fn rows_that_do_not_decode_are_errors_never_skipped_or_allowed() {
+    for db in common::all("bad_rows").await {
+        let store = &db.store;
+        // An API key row whose roles are not a JSON list, and one whose hash is not base64 of
+        // 32 bytes: a lookup fails (503), it never authenticates nor reads as "no key".
+        store
+            .api_keys()
+            .insert(&KeyRecord::new(
+                "garbled",
+                "svc",
+                Verifier::Sha256(KeyHash::sha256("garbled-key")),
+            ))
+            .await
+            .unwrap();
+        execute(
+            store,
+            "UPDATE api_keys SET roles = 'admin' WHERE id = 'garbled'",
+        )
+        .await;
+        let auth = ApiKeyAuthenticator::amaters(Arc::new(store.api_keys())).build();
+        common::assert_unavailable(
+            auth.authenticate(&api_key("garbled-key")).await,
+            "a row with invalid roles",
+        );
+        execute(
+            store,
+            "UPDATE api_keys SET roles = '[]', key_hash = 'bm90LTMyLWJ5dGVz' WHERE id = 'garbled'",
+        )
+        .await;
+        assert!(matches!(
+            store.api_keys().find_by_id("garbled").await,
+            Err(portcullis_apikey::StoreError::Invalid(_))
+        ));
+
+        // An audit row whose event is truncated JSON: the query fails rather than return a
+        // page that silently lacks it.
+        store.audit().record(event(1)).await.unwrap();
+        execute(store, "UPDATE audit_logs SET event = '{\"id\":\"trunc'").await;
+        assert!(
+            store
+                .audit()
+                .query(&AuditFilter::new(), 0, 10)
+                .await
+                .is_err(),
+            "{}",
+            db.name
+        );
+        assert!(matches!(
+            store.audit().page(&AuditFilter::new(), None, 10).await,
+            Err(StoreError::Invalid(_))
+        ));
+
+        // A user row with a time that is not a time: an error, not a user.
+        let user = store.users().create(NewUser::new("tina")).await.unwrap();
+        if db.name != "postgres" {
+            execute(store, "UPDATE users SET created_at = 'yesterday'").await;
+            assert!(store.users().find_by_id(&user.id).await.is_err());
+        }
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn role_tables_over_the_limits_are_refused_on_open_and_on_change() {
+    for db in common::all("limits").await {
+        // The Aethera built-ins are three rules (one per role, on `*`).
+        let small = portcullis_rbac::Limits::default().max_rules(2);
+        let opened = RbacStore::open_with(&db.store, aethera(), None, small).await;
+        assert!(
+            matches!(opened, Err(StoreError::Invalid(_))),
+            "{}: three rules exceed a limit of two",
+            db.name
+        );
+        let limits = portcullis_rbac::Limits::default().max_rules(4);
+        let rbac = RbacStore::open_with(&db.store, aethera(), None, limits)
+            .await
+            .unwrap();
+        let before = rbac.version();
+        rbac.grant("viewer", "projects", "runs:read", Effect::Allow, "admin-1")
+            .await
+            .unwrap();
+        let over = rbac
+            .grant("viewer", "reports", "runs:read", Effect::Allow, "admin-1")
+            .await;
+        assert!(
+            matches!(over, Err(StoreError::Invalid(_))),
+            "{}: {over:?}",
+            db.name
+        );
+        assert_eq!(
+            rbac.version(),
+            before + 1,
+            "the refused grant changed nothing"
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn urls_that_name_no_database_are_refused() {
+    for url in [
+        "",
+        "sqlite",
+        "postgres:",
+        "://x",
+        "SQLITE://x.db",
+        "\u{0}",
+        "mysql://x/y",
+        "file.db",
+        "http://x",
+    ] {
+        assert!(
+            matches!(
+                portcullis_sqlx::Store::connect(url).await,
+                Err(StoreError::UnsupportedUrl(_))
+            ),
+            "{url:?}"
+        );
     }
 }

@@ -733,7 +733,7 @@ impl Config {
             line(format!("audit_log_path = {:?}", path.display().to_string()));
             line(format!(
                 "audit_acknowledge = {:?}",
-                format!("{:?}", self.audit_acknowledge).to_lowercase()
+                self.audit_acknowledge.as_str()
             ));
         }
         line(String::new());

@@ -158,3 +158,46 @@ fn files_too_large_or_wrongly_encoded_are_errors() {
     assert!(error.contains("not UTF-8"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn audit_acknowledge_takes_three_words_and_refuses_the_rest_with_a_place() {
+    for (word, expected) in [
+        ("queued", Acknowledge::Queued),
+        ("written", Acknowledge::Written),
+        ("synced", Acknowledge::Synced),
+    ] {
+        let text = format!("audit_log_path = \"a.jsonl\"\naudit_acknowledge = \"{word}\"\n");
+        let config = Config::from_toml(&text, ".").unwrap();
+        assert_eq!(config.audit_acknowledge, expected);
+        assert!(
+            config
+                .show()
+                .contains(&format!("audit_acknowledge = \"{word}\""))
+        );
+    }
+    assert_eq!(
+        Config::from_toml("audit_log_path = \"a.jsonl\"\n", ".")
+            .unwrap()
+            .audit_acknowledge,
+        Acknowledge::Queued,
+        "queued unless asked"
+    );
+    for bad in [
+        "\"\"",
+        "\"Written\"",
+        "\"fsync\"",
+        "true",
+        "1",
+        "[\"written\"]",
+    ] {
+        let text = format!("audit_log_path = \"a.jsonl\"\naudit_acknowledge = {bad}\n");
+        let error = Config::from_toml(&text, ".").unwrap_err();
+        assert!(
+            matches!(
+                error.problems[0].origin,
+                Origin::File(Some(Location { line: 2, .. }))
+            ),
+            "{bad}: {error}"
+        );
+    }
+}
