@@ -93,30 +93,50 @@ async fn a_revoked_token_is_refused_by_every_instance_within_a_second() {
 }
 
 #[tokio::test]
-async fn with_a_revocation_list_a_token_without_jti_is_refused() {
+async fn with_a_revocation_list_a_token_without_a_usable_jti_is_refused() {
     let db = common::sqlite_memory().await;
     let cache = RevocationCache::start(&db.store, RevocationOptions::default())
         .await
         .unwrap();
     let (_issuer, verifier) = jwt_pair();
     let verifier = verifier.revocations(cache).build().unwrap();
-    // A token signed with the same key, without `jti`.
-    let header = b64(br#"{"alg":"HS256","kid":"k","typ":"at+jwt"}"#);
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let claims = serde_json::json!({
-        "iss": "https://auth.example", "sub": "alice", "aud": "api", "client_id": "c",
-        "iat": now, "exp": now + 300,
-    });
-    let payload = b64(claims.to_string().as_bytes());
-    let input = format!("{header}.{payload}");
-    let tag = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[9u8; 32]),
-        input.as_bytes(),
-    );
-    let token = format!("{input}.{}", b64(tag.as_ref()));
+    // Tokens signed with the same key, whose `jti` is absent, empty, not a string, or huge.
+    let signed = |jti: Option<serde_json::Value>| {
+        let header = b64(br#"{"alg":"HS256","kid":"k","typ":"at+jwt"}"#);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut claims = serde_json::json!({
+            "iss": "https://auth.example", "sub": "alice", "aud": "api", "client_id": "c",
+            "iat": now, "exp": now + 300,
+        });
+        if let Some(jti) = jti {
+            claims["jti"] = jti;
+        }
+        let input = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[9u8; 32]);
+        let tag = ring::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", b64(tag.as_ref()))
+    };
     assert!(matches!(
-        verifier.verify(&token).await,
+        verifier.verify(&signed(None)).await,
         Err(JwtError::MissingClaim("jti"))
+    ));
+    for bad in [
+        serde_json::json!(""),
+        serde_json::json!(7),
+        serde_json::json!(["a"]),
+    ] {
+        assert!(matches!(
+            verifier.verify(&signed(Some(bad))).await,
+            Err(JwtError::InvalidClaim("jti"))
+        ));
+    }
+    // A long jti that nobody revoked is only a lookup; the size cap of the token bounds it.
+    let long = serde_json::json!("j".repeat(4_000));
+    assert!(verifier.verify(&signed(Some(long))).await.is_ok());
+    let huge = serde_json::json!("j".repeat(20_000));
+    assert!(matches!(
+        verifier.verify(&signed(Some(huge))).await,
+        Err(JwtError::TooLarge)
     ));
 }
 
