@@ -383,14 +383,16 @@ impl AuditSink for BufferedSink {
         };
         // Freed here, once the new event is queued (see `Spent`).
         let _written = self.spent.take_some();
+        // Whether the event is in the queue (false: dropped under `DropAndCount`).
         let queued = match self.overflow {
             Overflow::Block => self
                 .sender
                 .send(message)
                 .await
+                .map(|()| true)
                 .map_err(|_| AuditError::Closed),
             Overflow::FailClosed => match self.sender.try_send(message) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(true),
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     self.stats.refused.fetch_add(1, Ordering::Relaxed);
                     Err(AuditError::Refused("the audit queue is full".into()))
@@ -398,11 +400,11 @@ impl AuditSink for BufferedSink {
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(AuditError::Closed),
             },
             Overflow::DropAndCount => match self.sender.try_send(message) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(true),
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     self.pending_drops.fetch_add(1, Ordering::AcqRel);
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
+                    Ok(false)
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(AuditError::Closed),
             },
@@ -410,18 +412,18 @@ impl AuditSink for BufferedSink {
         if let Some(metrics) = &self.metrics {
             metrics.record(Measurement::AuditQueueDepth(self.queued()));
         }
-        queued?;
-        match acknowledged {
-            // A dropped event (`DropAndCount`) has no writer to answer: its sender is gone.
-            Some(written) => match written.await {
+        match (queued?, acknowledged) {
+            // The writer answers once the event's batch is written (and synced); no answer
+            // means the writer is gone.
+            (true, Some(written)) => match written.await {
                 Ok(result) => result.map_err(|message| AuditError::Backend {
                     message,
                     source: None,
                 }),
-                Err(_) if self.overflow == Overflow::DropAndCount => Ok(()),
                 Err(_) => Err(AuditError::Closed),
             },
-            None => Ok(()),
+            // Queued only, or dropped and counted (`DropAndCount`, opted into).
+            (_, None) | (false, Some(_)) => Ok(()),
         }
     }
 
