@@ -268,6 +268,19 @@ impl Store {
         self
     }
 
+    /// The clock the store records times with (for services built on the store, so one
+    /// clock drives both).
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The id source the store makes ids with.
+    #[must_use]
+    pub fn ids(&self) -> &Arc<dyn IdSource> {
+        &self.ids
+    }
+
     pub(crate) fn now(&self) -> Ts {
         Ts::new(self.clock.now())
     }
@@ -405,12 +418,20 @@ impl EmbeddedMigration {
 }
 
 /// The migrations, in order: one history for both engines.
-const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
-    version: 1,
-    description: "schema",
-    postgres: include_str!("../migrations/postgres/0001_schema.sql"),
-    sqlite: include_str!("../migrations/sqlite/0001_schema.sql"),
-}];
+const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "schema",
+        postgres: include_str!("../migrations/postgres/0001_schema.sql"),
+        sqlite: include_str!("../migrations/sqlite/0001_schema.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "refresh auth time",
+        postgres: include_str!("../migrations/postgres/0002_refresh_auth_time.sql"),
+        sqlite: include_str!("../migrations/sqlite/0002_refresh_auth_time.sql"),
+    },
+];
 
 fn sha256_hex(text: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());

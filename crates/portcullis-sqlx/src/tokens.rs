@@ -34,6 +34,9 @@ pub struct RefreshGrant {
     pub user_id: String,
     /// The family (one login).
     pub family_id: String,
+    /// When the login that started the family happened (the `auth_time` of every access
+    /// token issued from it); `None` for a family started before the store recorded it.
+    pub authenticated_at: Option<OffsetDateTime>,
 }
 
 /// What presenting a refresh token did.
@@ -64,8 +67,8 @@ impl Store {
 }
 
 impl RefreshTokens<'_> {
-    /// Stores the first token of a new family (a login) for `user`, valid until `expires_at`.
-    /// Returns the family id.
+    /// Stores the first token of a new family (a login, which happens now) for `user`, valid
+    /// until `expires_at`. Returns the family id.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown user (foreign key), or when the database fails.
@@ -79,7 +82,7 @@ impl RefreshTokens<'_> {
         let family = self.store.ids.event_id().as_str().to_owned();
         let (now, token_hash) = (self.store.now(), hash(token));
         let sql = "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, \
-                   expires_at) VALUES ($1, $2, $3, $4, $5)";
+                   expires_at, authenticated_at) VALUES ($1, $2, $3, $4, $5, $4)";
         let result = on_pool!(self.store, pool => {
             sqlx::query(sql)
                 .bind(&token_hash)
@@ -114,42 +117,38 @@ impl RefreshTokens<'_> {
             let spent = sqlx::query(
                 "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 \
                  AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
-                 RETURNING user_id, family_id",
+                 RETURNING user_id, family_id, authenticated_at",
             )
             .bind(now)
             .bind(&presented_hash)
             .fetch_optional(&mut *tx)
             .await?;
             let rotation = if let Some(row) = spent {
-                let grant = RefreshGrant {
-                    user_id: row.text("user_id")?,
-                    family_id: row.text("family_id")?,
-                };
+                let grant = grant_from(&row)?;
                 sqlx::query(
                     "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, \
-                     expires_at) VALUES ($1, $2, $3, $4, $5)",
+                     expires_at, authenticated_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&next_hash)
                 .bind(&grant.family_id)
                 .bind(&grant.user_id)
                 .bind(now)
                 .bind(Ts::new(expires_at))
+                .bind(grant.authenticated_at.map(Ts::new))
                 .execute(&mut *tx)
                 .await?;
                 Rotation::Rotated(grant)
             } else {
                 let known = sqlx::query(
-                    "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = $1",
+                    "SELECT user_id, family_id, authenticated_at, used_at FROM refresh_tokens \
+                     WHERE token_hash = $1",
                 )
                 .bind(&presented_hash)
                 .fetch_optional(&mut *tx)
                 .await?;
                 match known {
                     Some(row) if row.opt_time("used_at")?.is_some() => {
-                        let grant = RefreshGrant {
-                            user_id: row.text("user_id")?,
-                            family_id: row.text("family_id")?,
-                        };
+                        let grant = grant_from(&row)?;
                         sqlx::query(
                             "UPDATE refresh_tokens SET revoked_at = $1 \
                              WHERE family_id = $2 AND revoked_at IS NULL",
@@ -174,6 +173,33 @@ impl RefreshTokens<'_> {
             );
         }
         Ok(rotation)
+    }
+
+    /// The family and owner of a token this store issued, live, spent, expired or revoked
+    /// (for logout: check the owner, then [`revoke_family`](Self::revoke_family)); `None` for
+    /// a token it never issued.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn grant_of(
+        &self,
+        presented: &SecretString,
+    ) -> Result<Option<RefreshGrant>, StoreError> {
+        let presented_hash = hash(presented);
+        let grant = on_pool!(self.store, pool => {
+            match sqlx::query(
+                "SELECT user_id, family_id, authenticated_at FROM refresh_tokens \
+                 WHERE token_hash = $1",
+            )
+            .bind(&presented_hash)
+            .fetch_optional(pool)
+            .await?
+            {
+                Some(row) => Some(grant_from(&row)?),
+                None => None,
+            }
+        });
+        Ok(grant)
     }
 
     /// Revokes every token of a family (logout). Returns how many were live.
@@ -218,6 +244,14 @@ impl RefreshTokens<'_> {
         });
         Ok(purged)
     }
+}
+
+fn grant_from(row: &impl Columns) -> Result<RefreshGrant, sqlx::Error> {
+    Ok(RefreshGrant {
+        user_id: row.text("user_id")?,
+        family_id: row.text("family_id")?,
+        authenticated_at: row.opt_time("authenticated_at")?,
+    })
 }
 
 fn foreign_key_is_not_found(error: StoreError, user: &str) -> StoreError {

@@ -278,6 +278,39 @@ impl Users<'_> {
         Ok(())
     }
 
+    /// Deletes the account; its role assignments, refresh tokens and sessions go with it
+    /// (its audit events stay). Returns whether it existed.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted = on_pool!(self.store, pool => {
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted > 0)
+    }
+
+    /// The accounts, by username, `limit` from `offset` (at most 1000).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn list(&self, offset: u64, limit: u64) -> Result<Vec<User>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM users ORDER BY username LIMIT $1 OFFSET $2");
+        let (limit, offset) = (
+            i64::try_from(limit.min(1000)).unwrap_or(1000),
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        );
+        let users = on_pool!(self.store, pool => {
+            let rows = sqlx::query(&sql).bind(limit).bind(offset).fetch_all(pool).await?;
+            rows.iter().map(user_from).collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(users)
+    }
+
     /// Replaces the password's PHC string.
     ///
     /// # Errors

@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod fresh;
+mod identity;
+mod password;
+mod throttle;
+
+pub use fresh::{NotFresh, authenticated_at, require_fresh};
+pub use identity::{Client, Identity, IdentityConfig, IdentityError, Registration, TokenPair};
+pub use password::{
+    Argon2Params, OWASP_MINIMUMS, PasswordError, PasswordPolicy, Passwords, StoredHashLimits,
+    Verified,
+};
+pub use throttle::{Locked, Throttle, ThrottleConfig, ThrottleLimits};
