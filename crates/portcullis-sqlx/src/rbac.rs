@@ -319,26 +319,30 @@ impl RbacStore {
     /// [`StoreError::Conflict`] when the name is taken; [`StoreError::Invalid`] when the
     /// policy would not validate (an unknown parent, a cycle, a limit).
     pub async fn create_role(&self, role: NewRole, by: &str) -> Result<(), StoreError> {
-        let tenant = self.tenant();
         let detail = format!("create role `{}`", role.name);
+        let owned = (self.inner.tenant.clone(),);
+        let role_name = role.name.clone();
         self.change(
             "create_role",
-            &role.name,
+            &role_name,
             by,
             detail,
-            async |tx: &mut dyn Tables| {
-                // A name may exist once across global roles and the tenant's.
-                if tx.role(&role.name, tenant).await?.is_some() {
-                    return Err(StoreError::Conflict(format!("role `{}`", role.name)));
-                }
-                let id = tx.insert_role(&role, tenant).await?;
-                for parent in &role.inherits {
-                    let parent = tx.role(parent, tenant).await?.ok_or_else(|| {
-                        StoreError::Invalid(format!("unknown parent role `{parent}`"))
-                    })?;
-                    tx.inherit(id, parent.id).await?;
-                }
-                Ok(())
+            move |tx: &mut dyn Tables| {
+                Box::pin(async move {
+                    let tenant = owned.0.as_deref();
+                    // A name may exist once across global roles and the tenant's.
+                    if tx.role(&role.name, tenant).await?.is_some() {
+                        return Err(StoreError::Conflict(format!("role `{}`", role.name)));
+                    }
+                    let id = tx.insert_role(&role, tenant).await?;
+                    for parent in &role.inherits {
+                        let parent = tx.role(parent, tenant).await?.ok_or_else(|| {
+                            StoreError::Invalid(format!("unknown parent role `{parent}`"))
+                        })?;
+                        tx.inherit(id, parent.id).await?;
+                    }
+                    Ok(())
+                })
             },
         )
         .await
@@ -350,21 +354,24 @@ impl RbacStore {
     /// [`StoreError::NotFound`] for an unknown role; [`StoreError::Invalid`] when another role
     /// inherits it or it is the default role.
     pub async fn delete_role(&self, name: &str, by: &str) -> Result<(), StoreError> {
-        let tenant = self.tenant();
         let detail = format!("delete role `{name}`");
+        let owned = (self.inner.tenant.clone(), name.to_owned());
         self.change(
             "delete_role",
             name,
             by,
             detail,
-            async |tx: &mut dyn Tables| {
-                let role = tx.own_role(name, tenant).await?;
-                if tx.has_children(role.id).await? {
-                    return Err(StoreError::Invalid(format!(
-                        "role `{name}` is inherited by another role"
-                    )));
-                }
-                tx.delete_role(role.id).await
+            move |tx: &mut dyn Tables| {
+                Box::pin(async move {
+                    let (tenant, name) = (owned.0.as_deref(), owned.1.as_str());
+                    let role = tx.own_role(name, tenant).await?;
+                    if tx.has_children(role.id).await? {
+                        return Err(StoreError::Invalid(format!(
+                            "role `{name}` is inherited by another role"
+                        )));
+                    }
+                    tx.delete_role(role.id).await
+                })
             },
         )
         .await
@@ -411,20 +418,33 @@ impl RbacStore {
         effect: Effect,
         by: &str,
     ) -> Result<(), StoreError> {
-        let tenant = self.tenant();
         let effect_name = effect.as_str();
         let detail = format!("{effect_name} `{resource} {permission}` to role `{name}`");
+        let owned = (
+            self.inner.tenant.clone(),
+            name.to_owned(),
+            resource.to_owned(),
+            permission.to_owned(),
+        );
         self.change(
             "grant_permission",
             name,
             by,
             detail,
-            async |tx: &mut dyn Tables| {
-                let role = tx.own_role(name, tenant).await?;
-                if !tx.permission_exists(permission).await? {
-                    return Err(StoreError::NotFound(format!("permission `{permission}`")));
-                }
-                tx.add_rule(role.id, resource, permission, effect).await
+            move |tx: &mut dyn Tables| {
+                Box::pin(async move {
+                    let (tenant, name, resource, permission) = (
+                        owned.0.as_deref(),
+                        owned.1.as_str(),
+                        owned.2.as_str(),
+                        owned.3.as_str(),
+                    );
+                    let role = tx.own_role(name, tenant).await?;
+                    if !tx.permission_exists(permission).await? {
+                        return Err(StoreError::NotFound(format!("permission `{permission}`")));
+                    }
+                    tx.add_rule(role.id, resource, permission, effect).await
+                })
             },
         )
         .await
@@ -442,26 +462,39 @@ impl RbacStore {
         effect: Effect,
         by: &str,
     ) -> Result<(), StoreError> {
-        let tenant = self.tenant();
         let effect_name = effect.as_str();
         let detail = format!("remove {effect_name} `{resource} {permission}` from role `{name}`");
+        let owned = (
+            self.inner.tenant.clone(),
+            name.to_owned(),
+            resource.to_owned(),
+            permission.to_owned(),
+        );
         self.change(
             "revoke_permission",
             name,
             by,
             detail,
-            async |tx: &mut dyn Tables| {
-                let role = tx.own_role(name, tenant).await?;
-                if tx
-                    .remove_rule(role.id, resource, permission, effect)
-                    .await?
-                {
-                    Ok(())
-                } else {
-                    Err(StoreError::NotFound(format!(
-                        "rule `{resource} {permission}` of role `{name}`"
-                    )))
-                }
+            move |tx: &mut dyn Tables| {
+                Box::pin(async move {
+                    let (tenant, name, resource, permission) = (
+                        owned.0.as_deref(),
+                        owned.1.as_str(),
+                        owned.2.as_str(),
+                        owned.3.as_str(),
+                    );
+                    let role = tx.own_role(name, tenant).await?;
+                    if tx
+                        .remove_rule(role.id, resource, permission, effect)
+                        .await?
+                    {
+                        Ok(())
+                    } else {
+                        Err(StoreError::NotFound(format!(
+                            "rule `{resource} {permission}` of role `{name}`"
+                        )))
+                    }
+                })
             },
         )
         .await
@@ -472,25 +505,33 @@ impl RbacStore {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown role; [`StoreError::Invalid`] for a cycle.
     pub async fn add_parent(&self, name: &str, parent: &str, by: &str) -> Result<(), StoreError> {
-        let tenant = self.tenant();
         let detail = format!("role `{name}` inherits `{parent}`");
+        let owned = (
+            self.inner.tenant.clone(),
+            name.to_owned(),
+            parent.to_owned(),
+        );
         self.change(
             "add_parent",
             name,
             by,
             detail,
-            async |tx: &mut dyn Tables| {
-                let role = tx.own_role(name, tenant).await?;
-                let parent = tx
-                    .role(parent, tenant)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("role `{parent}`")))?;
-                if role.global && !parent.global {
-                    return Err(StoreError::Invalid(
-                        "a global role cannot inherit a tenant's role".into(),
-                    ));
-                }
-                tx.inherit(role.id, parent.id).await
+            move |tx: &mut dyn Tables| {
+                Box::pin(async move {
+                    let (tenant, name, parent) =
+                        (owned.0.as_deref(), owned.1.as_str(), owned.2.as_str());
+                    let role = tx.own_role(name, tenant).await?;
+                    let parent = tx
+                        .role(parent, tenant)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(format!("role `{parent}`")))?;
+                    if role.global && !parent.global {
+                        return Err(StoreError::Invalid(
+                            "a global role cannot inherit a tenant's role".into(),
+                        ));
+                    }
+                    tx.inherit(role.id, parent.id).await
+                })
             },
         )
         .await
@@ -504,8 +545,9 @@ impl RbacStore {
     /// [`StoreError::NotFound`] for an unknown user or role.
     pub async fn assign_role(&self, user: &str, name: &str, by: &str) -> Result<(), StoreError> {
         let detail = format!("assign role `{name}` to user `{user}`");
-        self.assignment("assign_role", user, name, by, detail, async |tx, role| {
-            tx.assign(user, role, by).await
+        let (user_, by_) = (user.to_owned(), by.to_owned());
+        self.assignment("assign_role", user, name, by, detail, move |tx, role| {
+            Box::pin(async move { tx.assign(&user_, role, &by_).await })
         })
         .await
     }
@@ -516,20 +558,19 @@ impl RbacStore {
     /// [`StoreError::NotFound`] when the user does not hold the role.
     pub async fn revoke_role(&self, user: &str, name: &str, by: &str) -> Result<(), StoreError> {
         let detail = format!("revoke role `{name}` from user `{user}`");
-        self.assignment("revoke_role", user, name, by, detail, async |tx, role| {
-            if tx.unassign(user, role).await? {
-                Ok(())
-            } else {
-                Err(StoreError::NotFound(format!(
-                    "assignment of `{name}` to `{user}`"
-                )))
-            }
+        let (user_, name_) = (user.to_owned(), name.to_owned());
+        self.assignment("revoke_role", user, name, by, detail, move |tx, role| {
+            Box::pin(async move {
+                if tx.unassign(&user_, role).await? {
+                    Ok(())
+                } else {
+                    Err(StoreError::NotFound(format!(
+                        "assignment of `{name_}` to `{user_}`"
+                    )))
+                }
+            })
         })
         .await
-    }
-
-    fn tenant(&self) -> Option<&str> {
-        self.inner.tenant.as_deref()
     }
 
     /// The roles assigned to `user`, by name.
@@ -619,7 +660,7 @@ impl RbacStore {
         role: &str,
         by: &str,
         detail: String,
-        work: impl AsyncFnOnce(&mut dyn Tables) -> Result<(), StoreError>,
+        work: impl for<'t> FnOnce(&'t mut dyn Tables) -> Work<'t> + Send,
     ) -> Result<(), StoreError> {
         self.transact(action, role, by, detail, true, work).await?;
         // The change is committed: a failed reload here must not report it as failed. The
@@ -639,18 +680,19 @@ impl RbacStore {
         name: &str,
         by: &str,
         detail: String,
-        work: impl AsyncFnOnce(&mut dyn Tables, i64) -> Result<(), StoreError>,
+        work: impl for<'t> FnOnce(&'t mut dyn Tables, i64) -> Work<'t> + Send + 'static,
     ) -> Result<(), StoreError> {
-        let tenant = self.tenant();
-        let resolve_then_work = async |tx: &mut dyn Tables| {
-            let role = tx
-                .role(name, tenant)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("role `{name}`")))?;
-            work(tx, role.id).await
-        };
-        self.transact(action, user, by, detail, false, resolve_then_work)
-            .await
+        let (name_, tenant_) = (name.to_owned(), self.inner.tenant.clone());
+        self.transact(action, user, by, detail, false, move |tx| {
+            Box::pin(async move {
+                let role = tx
+                    .role(&name_, tenant_.as_deref())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("role `{name_}`")))?;
+                work(tx, role.id).await
+            })
+        })
+        .await
     }
 
     async fn transact(
@@ -660,7 +702,7 @@ impl RbacStore {
         by: &str,
         detail: String,
         bumps_policy: bool,
-        work: impl AsyncFnOnce(&mut dyn Tables) -> Result<(), StoreError>,
+        work: impl for<'t> FnOnce(&'t mut dyn Tables) -> Work<'t> + Send,
     ) -> Result<(), StoreError> {
         let store = &self.inner.store;
         let now = store.now();
@@ -706,6 +748,9 @@ impl RbacStore {
         Ok(())
     }
 }
+
+/// The work of one change, on the transaction's tables.
+type Work<'t> = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 't>>;
 
 /// Stops [`RbacStore::watch`] when dropped.
 #[derive(Debug)]
@@ -1130,3 +1175,19 @@ macro_rules! tables_for {
 tables_for!(sqlx::PgConnection);
 #[cfg(feature = "sqlite")]
 tables_for!(sqlx::SqliteConnection);
+
+/// Every change is a `Send` future, so it can run in an axum handler or a spawned task (a
+/// compile-time check: it fails to build, not to run).
+#[cfg(test)]
+#[allow(dead_code, reason = "only compiled, never called")]
+fn changes_are_send(rbac: &RbacStore) {
+    fn send<T: Send>(_: T) {}
+    send(rbac.create_role(NewRole::new("r"), "by"));
+    send(rbac.delete_role("r", "by"));
+    send(rbac.grant_permission("r", "p", "by"));
+    send(rbac.revoke_permission("r", "p", "by"));
+    send(rbac.add_parent("r", "q", "by"));
+    send(rbac.assign_role("u", "r", "by"));
+    send(rbac.revoke_role("u", "r", "by"));
+    send(rbac.refresh());
+}

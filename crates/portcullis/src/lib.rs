@@ -51,6 +51,13 @@ pub use portcullis_mtls as mtls;
 )]
 pub use portcullis_sqlx as sqlx;
 
+/// Accounts: argon2id passwords, register and login without user enumeration, login
+/// throttling, refresh-token families with reuse detection, logout everywhere, fresh
+/// authentication (feature `identity`, with `sqlx-sqlite` or `sqlx-postgres`).
+#[cfg(feature = "identity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "identity")))]
+pub use portcullis_identity as identity;
+
 /// The AmateRS-style configuration file and the Aethera environment, built into the whole
 /// stack (feature `config`).
 #[cfg(feature = "config")]
