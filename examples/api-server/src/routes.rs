@@ -588,23 +588,17 @@ struct ProjectBody {
     description: Option<String>,
 }
 
-fn check_project(body: &ProjectBody) -> Result<(), Response> {
+fn check_project(body: &ProjectBody) -> Result<(), &'static str> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(detail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "name must be 1 to 200 characters",
-        ));
+        return Err("name must be 1 to 200 characters");
     }
     if body
         .description
         .as_ref()
         .is_some_and(|d| d.chars().count() > 10_000)
     {
-        return Err(detail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "description must be at most 10000 characters",
-        ));
+        return Err("description must be at most 10000 characters");
     }
     Ok(())
 }
@@ -622,8 +616,8 @@ async fn create_project(
         Ok(Json(body)) => body,
         Err(rejection) => return bad_body(&rejection),
     };
-    if let Err(response) = check_project(&body) {
-        return response;
+    if let Err(why) = check_project(&body) {
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, why);
     }
     let id = state.next_project.fetch_add(1, Ordering::Relaxed);
     let project = Project {
@@ -652,8 +646,8 @@ async fn update_project(
         Ok(Json(body)) => body,
         Err(rejection) => return bad_body(&rejection),
     };
-    if let Err(response) = check_project(&body) {
-        return response;
+    if let Err(why) = check_project(&body) {
+        return detail(StatusCode::UNPROCESSABLE_ENTITY, why);
     }
     let mut projects = state.projects.write().await;
     match projects.get_mut(&id) {
@@ -986,27 +980,37 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
 pub(crate) fn openapi() -> Value {
     let mut paths = serde_json::Map::new();
     for (method, path, summary, requires) in ROUTES {
-        let mut operation =
-            json!({ "summary": summary, "responses": { "200": { "description": "OK" } } });
+        let mut operation = serde_json::Map::new();
+        operation.insert("summary".into(), Value::from(*summary));
+        let mut responses = serde_json::Map::new();
+        responses.insert("200".into(), json!({ "description": "OK" }));
         let parameters: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
         if !parameters.is_empty() {
-            operation["parameters"] = Value::from(parameters);
+            operation.insert("parameters".into(), Value::from(parameters));
         }
         if let Some(requires) = requires {
-            operation["security"] = json!([{ "bearer": [] }]);
-            operation["x-portcullis-requires"] = Value::from(*requires);
-            operation["responses"]["401"] = json!({ "description": "Not authenticated" });
-            operation["responses"]["403"] = json!({ "description": "Permission required" });
+            operation.insert("security".into(), json!([{ "bearer": [] }]));
+            operation.insert("x-portcullis-requires".into(), Value::from(*requires));
+            responses.insert("401".into(), json!({ "description": "Not authenticated" }));
+            responses.insert(
+                "403".into(),
+                json!({ "description": "Permission required" }),
+            );
         }
+        operation.insert("responses".into(), Value::Object(responses));
         if let Some(body) = request_body(method, path) {
-            operation["requestBody"] = body;
+            operation.insert("requestBody".into(), body);
         }
-        let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
-        entry[*method] = operation;
+        let entry = paths
+            .entry((*path).to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(methods) = entry {
+            methods.insert((*method).to_owned(), Value::Object(operation));
+        }
     }
     json!({
         "openapi": "3.1.0",

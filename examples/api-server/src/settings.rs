@@ -84,14 +84,11 @@ impl Settings {
         let listen = format!("{host}:{port}")
             .parse::<SocketAddr>()
             .map_err(|_| format!("HOST/PORT {host}:{port} is not an address"))?;
-        let admin = match lookup("ADMIN_PASSWORD") {
-            Some(password) => Some(Admin {
-                username: lookup("ADMIN_USERNAME").unwrap_or_else(|| "admin".into()),
-                email: lookup("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".into()),
-                password: portcullis::SecretString::new(password),
-            }),
-            None => None,
-        };
+        let admin = lookup("ADMIN_PASSWORD").map(|password| Admin {
+            username: lookup("ADMIN_USERNAME").unwrap_or_else(|| "admin".into()),
+            email: lookup("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".into()),
+            password: portcullis::SecretString::new(password),
+        });
         let cors_origins = lookup("CORS_ORIGINS")
             .map(|list| {
                 list.split(',')
