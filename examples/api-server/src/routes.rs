@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
 use axum::handler::Handler as _;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -417,13 +417,21 @@ fn client(peer: std::net::SocketAddr, headers: &HeaderMap) -> Client {
     )
 }
 
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+/// A JSON body; a malformed one is answered 422 `{"detail": …}`, like every other error here.
+struct Body<T>(T);
 
-fn bad_body(rejection: &axum::extract::rejection::JsonRejection) -> Response {
-    detail(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &format!("Invalid request body: {}", rejection.body_text()),
-    )
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(body)) => Ok(Self(body)),
+            Err(rejection) => Err(detail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("Invalid request body: {}", rejection.body_text()),
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -439,12 +447,8 @@ async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Body<RegisterBody>,
+    Body(body): Body<RegisterBody>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     let mut registration =
         Registration::new(body.username, body.email, SecretString::new(body.password));
     registration.full_name = body.full_name;
@@ -478,12 +482,8 @@ async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Body<LoginBody>,
+    Body(body): Body<LoginBody>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     let password = SecretString::new(body.password);
     match state
         .identity
@@ -505,12 +505,8 @@ async fn refresh(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Body<RefreshBody>,
+    Body(body): Body<RefreshBody>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     match state
         .identity
         .refresh(
@@ -529,12 +525,8 @@ async fn logout(
     principal: Principal,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Body<RefreshBody>,
+    Body(body): Body<RefreshBody>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     match state
         .identity
         .logout(
@@ -610,12 +602,8 @@ async fn list_projects(State(state): State<AppState>) -> Json<Vec<Project>> {
 async fn create_project(
     State(state): State<AppState>,
     principal: Principal,
-    body: Body<ProjectBody>,
+    Body(body): Body<ProjectBody>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     if let Err(why) = check_project(&body) {
         return detail(StatusCode::UNPROCESSABLE_ENTITY, why);
     }
@@ -640,12 +628,8 @@ async fn get_project(State(state): State<AppState>, Path(id): Path<u64>) -> Resp
 async fn update_project(
     State(state): State<AppState>,
     Path(id): Path<u64>,
-    body: Body<ProjectBody>,
+    Body(body): Body<ProjectBody>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     if let Err(why) = check_project(&body) {
         return detail(StatusCode::UNPROCESSABLE_ENTITY, why);
     }
@@ -748,12 +732,8 @@ async fn assign_role(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    body: Body<RoleBody>,
+    Body(body): Body<RoleBody>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     match state
         .rbac
         .assign_role(&id, &body.role, principal.id())
@@ -785,12 +765,8 @@ async fn grant_permission(
     State(state): State<AppState>,
     principal: Principal,
     Path(role): Path<String>,
-    body: Body<PermissionBody>,
+    Body(body): Body<PermissionBody>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     match state
         .rbac
         .grant_permission(&role, &body.permission, principal.id())
