@@ -65,7 +65,7 @@ fi
 
 # panva's oidc-provider (a real OpenID Provider for the JWT tests), from the npm registry,
 # at the version its package-lock.json pins.
-OIDC_DIR="$(cd "$(dirname "$0")/.." && pwd)/crates/portcullis-jwt/tests/oidc-provider"
+OIDC_DIR="$(cd "$(dirname "$0")/.." && pwd)/testkit/oidc-provider"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi

@@ -197,6 +197,10 @@ pub enum IdentityError {
     /// A refresh token that is unknown, expired, revoked, spent, or not the caller's (401).
     #[error("Invalid refresh token")]
     InvalidRefreshToken,
+    /// An OAuth login's token is invalid, expired, not issued to this application or not a
+    /// user's, or names a disabled account (401; the precise reason is audited).
+    #[error("OAuth authentication failed")]
+    ExternalLoginFailed,
     /// The store or the password pool cannot answer now (503).
     #[error("Service temporarily unavailable")]
     Unavailable(String),
@@ -215,19 +219,19 @@ impl From<StoreError> for IdentityError {
 /// Accounts and their tokens.
 #[derive(Clone)]
 pub struct Identity {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Store,
-    rbac: Arc<RbacStore>,
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) rbac: Arc<RbacStore>,
     issuer: TokenIssuer,
     passwords: Passwords,
     throttle: Throttle,
     audit: Arc<dyn AuditSink>,
     revocations: Option<Arc<RevocationCache>>,
-    config: IdentityConfig,
-    random: SystemRandom,
+    pub(crate) config: IdentityConfig,
+    pub(crate) random: SystemRandom,
 }
 
 impl fmt::Debug for Identity {
@@ -246,7 +250,7 @@ const MAX_USERNAME: usize = 64;
 const MAX_EMAIL: usize = 254;
 const MAX_FULL_NAME: usize = 200;
 
-fn validate_username(username: &str) -> Result<(), IdentityError> {
+pub(crate) fn validate_username(username: &str) -> Result<(), IdentityError> {
     let ok = (3..=MAX_USERNAME).contains(&username.len())
         && username
             .bytes()
@@ -345,13 +349,18 @@ impl Identity {
         &self.inner.issuer
     }
 
-    fn event(&self, kind: AuditEventType, result: AuditResult, action: &str) -> AuditEvent {
+    pub(crate) fn event(
+        &self,
+        kind: AuditEventType,
+        result: AuditResult,
+        action: &str,
+    ) -> AuditEvent {
         let store = &self.inner.store;
         AuditEvent::new(store.ids().event_id(), kind, result, store.clock().now())
             .with_action(action)
     }
 
-    async fn audit(&self, event: AuditEvent, client: &Client) {
+    pub(crate) async fn audit(&self, event: AuditEvent, client: &Client) {
         let mut event = event;
         if let Some(ip) = client.ip {
             event = event.with_source_ip(ip);
@@ -824,7 +833,7 @@ impl Passwords {
     }
 }
 
-fn named(user: &User) -> AuditPrincipal {
+pub(crate) fn named(user: &User) -> AuditPrincipal {
     let mut principal = AuditPrincipal::with_id(user.id.as_str());
     principal.name = Some(user.username.clone());
     principal

@@ -3,13 +3,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod external;
 mod fresh;
 mod identity;
+mod oauth;
 mod password;
 mod throttle;
 
 pub use fresh::{NotFresh, authenticated_at, require_fresh};
 pub use identity::{Client, Identity, IdentityConfig, IdentityError, Registration, TokenPair};
+pub use oauth::{
+    AccessTokenCheck, ExternalIdentity, GOOGLE_TOKENINFO, OAuthError, OAuthLogin, OAuthProvider,
+    OAuthProviders, OktaSettings, ProviderKind,
+};
 pub use password::{
     Argon2Params, OWASP_MINIMUMS, PasswordError, PasswordPolicy, Passwords, StoredHashLimits,
     Verified,

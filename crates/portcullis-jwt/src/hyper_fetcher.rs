@@ -7,19 +7,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::error::FetchError;
-use crate::remote::{FetchedDocument, HttpFetcher, check_url};
+use crate::remote::{FetchedDocument, FormPost, HttpFetcher, check_url};
 
 /// Fetches over HTTPS (and plain HTTP to loopback) with hyper + rustls (ring).
 #[derive(Clone)]
 pub struct HyperFetcher {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl fmt::Debug for HyperFetcher {
@@ -55,20 +55,14 @@ impl HyperFetcher {
     }
 }
 
-#[async_trait]
-impl HttpFetcher for HyperFetcher {
-    async fn get(&self, url: &Uri, max_bytes: usize) -> Result<FetchedDocument, FetchError> {
-        check_url(url)?;
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(url.clone())
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("portcullis-jwt/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::new())
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
+const USER_AGENT: &str = concat!("portcullis-jwt/", env!("CARGO_PKG_VERSION"));
+
+impl HyperFetcher {
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        max_bytes: usize,
+    ) -> Result<FetchedDocument, FetchError> {
         let response = self
             .client
             .request(request)
@@ -97,5 +91,45 @@ impl HttpFetcher for HyperFetcher {
             body: body.to_vec(),
             cache_control,
         })
+    }
+}
+
+#[async_trait]
+impl HttpFetcher for HyperFetcher {
+    async fn get(&self, url: &Uri, max_bytes: usize) -> Result<FetchedDocument, FetchError> {
+        check_url(url)?;
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(url.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, USER_AGENT)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        self.send(request, max_bytes).await
+    }
+
+    async fn post_form(
+        &self,
+        url: &Uri,
+        form: &FormPost,
+        max_bytes: usize,
+    ) -> Result<FetchedDocument, FetchError> {
+        check_url(url)?;
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(url.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::USER_AGENT, USER_AGENT);
+        if let Some(authorization) = form.authorization() {
+            let mut value = http::HeaderValue::from_str(authorization.expose())
+                .map_err(|_| FetchError::Transport("invalid client credentials".into()))?;
+            value.set_sensitive(true);
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(form.body())))
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        self.send(request, max_bytes).await
     }
 }

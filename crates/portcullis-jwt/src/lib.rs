@@ -42,5 +42,5 @@ pub use keys::{
     JwkPolicy, KeySet, MAX_KEY_FILE_LEN, MIN_RSA_BITS, VerificationKey, min_hmac_key_len,
 };
 pub use provider::install_default;
-pub use remote::{FetchedDocument, HttpFetcher, JwksOptions, JwksStatus, RemoteJwks};
+pub use remote::{FetchedDocument, FormPost, HttpFetcher, JwksOptions, JwksStatus, RemoteJwks};
 pub use revocation::{RevocationList, RevocationsUnavailable};

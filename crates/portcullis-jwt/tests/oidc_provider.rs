@@ -1,6 +1,5 @@
 //! Tokens from a real OpenID Provider: panva's `oidc-provider` (a certified implementation)
-//! runs on 127.0.0.1 (`tests/oidc-provider/provider.mjs`, installed with `npm ci` on first
-//! use), publishes its keys the way providers do (the RSA key without `alg`) and issues RFC
+//! runs on 127.0.0.1 (`testkit/oidc-provider/provider.mjs`, started by the testkit), publishes its keys the way providers do (the RSA key without `alg`) and issues RFC
 //! 9068 access tokens in RS256, PS256, ES256 and EdDSA, and an ID token from the authorization
 //! code flow. Skipped with a printed reason when Node.js or the npm registry is missing, except
 //! under CI (`CI=true`), where it must run.
@@ -12,65 +11,18 @@
     reason = "test code: a failed expectation should stop the test"
 )]
 
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use portcullis_jwt::{
     Algorithm, HyperFetcher, IssuerConfig, JwtAuthenticator, JwtError, TokenProfile, presets,
 };
-use portcullis_testkit::peer;
+use portcullis_testkit::oidc::OpenIdProvider;
 use serde_json::Value;
 
-struct Peer {
-    tokens: Value,
-    // Killed when the test binary exits: its standard input closes and it stops.
-    _child: Mutex<Child>,
-}
-
-fn unavailable(reason: &str) -> Option<Peer> {
-    peer::present(&format!("the oidc-provider peer ({reason})"), false);
-    None
-}
-
-fn start() -> Option<Peer> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
-    if !peer::runs("node", &["--version"]) {
-        return unavailable("node is not installed");
-    }
-    if !dir.join("node_modules/oidc-provider").exists() {
-        let installed = Command::new("npm")
-            .args(["ci", "--silent", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status();
-        if !installed.is_ok_and(|s| s.success()) {
-            return unavailable("npm ci of oidc-provider failed (no npm registry?)");
-        }
-    }
-    let mut child = Command::new("node")
-        .arg("provider.mjs")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with('{'))
-        .expect("the provider printed its tokens");
-    Some(Peer {
-        tokens: serde_json::from_str(&line).unwrap(),
-        _child: Mutex::new(child),
-    })
-}
+type Peer = OpenIdProvider;
 
 fn peer() -> Option<&'static Peer> {
-    static PEER: OnceLock<Option<Peer>> = OnceLock::new();
-    PEER.get_or_init(start).as_ref()
+    OpenIdProvider::shared()
 }
 
 fn options() -> presets::ProviderOptions {
@@ -78,7 +30,7 @@ fn options() -> presets::ProviderOptions {
 }
 
 fn issuer(peer: &Peer) -> &str {
-    peer.tokens["issuer"].as_str().unwrap()
+    peer.issuer()
 }
 
 fn verifier(config: IssuerConfig) -> JwtAuthenticator {
@@ -92,7 +44,7 @@ fn verifier(config: IssuerConfig) -> JwtAuthenticator {
 async fn access_tokens_in_every_algorithm_verify() {
     let Some(peer) = peer() else { return };
     for alg in ["RS256", "PS256", "ES256", "EdDSA"] {
-        let case = &peer.tokens["access_tokens"][alg];
+        let case = &peer.tokens()["access_tokens"][alg];
         let audience = case["audience"].as_str().unwrap();
         let verifier =
             verifier(presets::discovered(issuer(peer), &[audience], &options()).unwrap());
@@ -110,7 +62,7 @@ async fn access_tokens_in_every_algorithm_verify() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_allowed_algorithms_bind_keys_published_without_alg() {
     let Some(peer) = peer() else { return };
-    let case = &peer.tokens["access_tokens"]["PS256"];
+    let case = &peer.tokens()["access_tokens"]["PS256"];
     let audience = case["audience"].as_str().unwrap();
     let strict = verifier(
         presets::discovered(issuer(peer), &[audience], &options())
@@ -124,7 +76,7 @@ async fn the_allowed_algorithms_bind_keys_published_without_alg() {
             .unwrap_err(),
         JwtError::AlgorithmNotAllowed
     );
-    let rs = &peer.tokens["access_tokens"]["RS256"];
+    let rs = &peer.tokens()["access_tokens"]["RS256"];
     let strict = verifier(
         presets::discovered(
             issuer(peer),
@@ -144,9 +96,9 @@ async fn the_allowed_algorithms_bind_keys_published_without_alg() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_token_is_not_an_access_token() {
     let Some(peer) = peer() else { return };
-    let client_id = peer.tokens["client_id"].as_str().unwrap();
-    let id_token = peer.tokens["id_token"].as_str().unwrap();
-    let access = &peer.tokens["access_tokens"]["PS256"];
+    let client_id = peer.tokens()["client_id"].as_str().unwrap();
+    let id_token = peer.tokens()["id_token"].as_str().unwrap();
+    let access = &peer.tokens()["access_tokens"]["PS256"];
     let access_token = access["token"].as_str().unwrap();
     let audiences = [client_id, access["audience"].as_str().unwrap()];
 
@@ -170,7 +122,7 @@ async fn an_id_token_is_not_an_access_token() {
     assert_eq!(principal.id(), "alice");
     assert_eq!(
         principal.attribute("nonce").and_then(Value::as_str),
-        peer.tokens["nonce"].as_str()
+        peer.tokens()["nonce"].as_str()
     );
     assert_eq!(
         login.verify(access_token).await.unwrap_err(),

@@ -431,6 +431,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         postgres: include_str!("../migrations/postgres/0002_refresh_auth_time.sql"),
         sqlite: include_str!("../migrations/sqlite/0002_refresh_auth_time.sql"),
     },
+    EmbeddedMigration {
+        version: 3,
+        description: "external identities",
+        postgres: include_str!("../migrations/postgres/0003_external_identities.sql"),
+        sqlite: include_str!("../migrations/sqlite/0003_external_identities.sql"),
+    },
 ];
 
 fn sha256_hex(text: &str) -> String {

@@ -9,6 +9,7 @@ compile_error!("portcullis-sqlx needs the `postgres` feature, the `sqlite` featu
 mod apikeys;
 mod audit;
 mod db;
+mod external;
 mod rbac;
 mod revocations;
 #[cfg(feature = "postgres")]
@@ -19,6 +20,7 @@ mod users;
 pub use apikeys::SqlKeyStore;
 pub use audit::{AuditCursor, AuditPage, InvalidCursor, MAX_PAGE, SqlAudit, SqlAuditWriter};
 pub use db::{Engine, Store, StoreError, StoreOptions};
+pub use external::{LinkedIdentities, LinkedIdentity};
 pub use rbac::{Effect, NewRole, POLICY_CHANNEL, RbacStore, WatchHandle, WatchOptions};
 pub use revocations::{RevocationCache, RevocationOptions};
 #[cfg(feature = "postgres")]
