@@ -5,10 +5,12 @@
 //! cargo run -p api-server -- --dev      # 127.0.0.1:8000, throwaway JWT secret
 //! ```
 //!
-//! Public: `/`, `/docs`, `/openapi.json`, `/metrics`, `POST /auth/{register,login,refresh}`.
+//! Public: `/`, `/docs`, `/openapi.json`, `/metrics`,
+//! `POST /auth/{register,login,refresh,oauth/login}`.
 //! Everything else needs `Authorization: Bearer <access_token>`; see `/openapi.json` for what
 //! each route requires.
 
+mod oauth;
 mod routes;
 mod settings;
 
@@ -27,7 +29,11 @@ async fn main() -> ExitCode {
                      sqlite://aethera.db), JWT_SECRET_KEY, JWT_ALGORITHM, \
                      ACCESS_TOKEN_EXPIRE_MINUTES, REFRESH_TOKEN_EXPIRE_DAYS, \
                      ENABLE_AUTHENTICATION, ENABLE_AUDIT_LOGGING, HOST, PORT, CORS_ORIGINS, \
-                     ADMIN_USERNAME, ADMIN_EMAIL, ADMIN_PASSWORD"
+                     ADMIN_USERNAME, ADMIN_EMAIL, ADMIN_PASSWORD, OAUTH_GOOGLE_CLIENT_ID, \
+                     OAUTH_MICROSOFT_CLIENT_ID, OAUTH_MICROSOFT_TENANT_ID, OAUTH_OKTA_DOMAIN, \
+                     OAUTH_OKTA_CLIENT_ID, OAUTH_OKTA_CLIENT_SECRET, \
+                     OAUTH_OKTA_AUTHORIZATION_SERVER, OAUTH_OKTA_AUDIENCE, OAUTH_OIDC_ISSUER, \
+                     OAUTH_OIDC_CLIENT_ID, OAUTH_OIDC_CLIENT_SECRET"
                 );
                 return ExitCode::SUCCESS;
             }

@@ -17,8 +17,8 @@ use portcullis::axum::{
     AuditLogAccess, audit_logs_router, connect_info_peer, require_permission, require_role,
 };
 use portcullis::identity::{
-    Argon2Params, Client, Identity, IdentityConfig, IdentityError, PasswordPolicy, Passwords,
-    Registration, require_fresh,
+    Argon2Params, Client, Identity, IdentityConfig, IdentityError, OAuthLogin, OAuthProviders,
+    PasswordPolicy, Passwords, Registration, require_fresh,
 };
 use portcullis::jwt::{IssuerConfig, JwtAuthenticator, SigningKey, TokenIssuer, VerificationKey};
 use portcullis::rbac::{Builtins, PolicyDocument};
@@ -40,7 +40,7 @@ use crate::settings::Settings;
 /// The `iss` and `aud` of the access tokens this server issues and accepts.
 const ISSUER: &str = "aethera";
 const AUDIENCE: &str = "aethera-api";
-/// Deleting an account needs a login at most this old.
+/// Deleting an account, or linking a provider account to one, needs a login at most this old.
 const FRESH_FOR_DELETION: Duration = Duration::from_secs(15 * 60);
 
 /// One project (the application's own data, kept in memory: this example is about the auth).
@@ -55,6 +55,7 @@ struct Project {
 #[derive(Clone)]
 struct AppState {
     identity: Identity,
+    oauth: Arc<OAuthProviders>,
     rbac: Arc<RbacStore>,
     store: Store,
     projects: Arc<tokio::sync::RwLock<BTreeMap<u64, Project>>>,
@@ -137,8 +138,10 @@ impl App {
             IdentityConfig::default().refresh_ttl(settings.jwt.refresh_ttl),
         )
         .revocations(revocations);
+        let oauth = crate::oauth::providers(&settings.oauth).await?;
         let state = AppState {
             identity,
+            oauth: Arc::new(oauth),
             rbac,
             store,
             projects: Arc::default(),
@@ -261,6 +264,8 @@ impl App {
             .route("/auth/refresh", post(refresh))
             .route("/auth/logout", post(logout))
             .route("/auth/logout/all", post(logout_all))
+            .route("/auth/oauth/login", post(oauth_login))
+            .route("/auth/oauth/link", post(oauth_link))
             .route("/auth/me", get(me))
             .route("/", get(health))
             .route("/docs", get(docs))
@@ -365,7 +370,9 @@ fn with_header(mut response: Response, name: header::HeaderName, value: &str) ->
 fn identity_error(error: &IdentityError) -> Response {
     let text = error.to_string();
     match error {
-        IdentityError::InvalidCredentials | IdentityError::InvalidRefreshToken => with_header(
+        IdentityError::InvalidCredentials
+        | IdentityError::InvalidRefreshToken
+        | IdentityError::ExternalLoginFailed => with_header(
             detail(StatusCode::UNAUTHORIZED, &text),
             header::WWW_AUTHENTICATE,
             "Bearer",
@@ -559,6 +566,73 @@ async fn logout_all(
     }
 }
 
+/// The Aethera body of `POST /auth/oauth/login`, with `id_token` as the alternative (or
+/// companion) of `access_token`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OAuthBody {
+    provider: String,
+    access_token: Option<String>,
+    id_token: Option<String>,
+    okta_domain: Option<String>,
+}
+
+impl From<OAuthBody> for OAuthLogin {
+    fn from(body: OAuthBody) -> Self {
+        let mut login = OAuthLogin::new(body.provider);
+        login.access_token = body.access_token.map(SecretString::new);
+        login.id_token = body.id_token.map(SecretString::new);
+        login.okta_domain = body.okta_domain;
+        login
+    }
+}
+
+async fn oauth_login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Body(body): Body<OAuthBody>,
+) -> Response {
+    let login = OAuthLogin::from(body);
+    match state
+        .identity
+        .oauth_login(&state.oauth, &login, &client(peer, &headers))
+        .await
+    {
+        Ok(tokens) => Json(tokens.to_json()).into_response(),
+        Err(error) => identity_error(&error),
+    }
+}
+
+/// Links a provider account to the caller's (a fresh login is required: from then on that
+/// provider account opens this one).
+async fn oauth_link(
+    State(state): State<AppState>,
+    principal: Principal,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Body(body): Body<OAuthBody>,
+) -> Response {
+    if let Some(stale) = stale(&principal) {
+        return stale;
+    }
+    let login = OAuthLogin::from(body);
+    match state
+        .identity
+        .link_external(&principal, &state.oauth, &login, &client(peer, &headers))
+        .await
+    {
+        Ok(link) => Json(json!({
+            "provider": link.provider,
+            "issuer": link.issuer,
+            "subject": link.subject,
+            "user_id": link.user_id,
+        }))
+        .into_response(),
+        Err(error) => identity_error(&error),
+    }
+}
+
 async fn me(State(state): State<AppState>, principal: Principal) -> Response {
     let permissions = match state.rbac.get_user_permissions(principal.id()).await {
         Ok(permissions) => permissions,
@@ -670,27 +744,32 @@ async fn list_users(State(state): State<AppState>) -> Response {
     }
 }
 
+/// RFC 9470's answer when `principal` logged in longer than [`FRESH_FOR_DELETION`] ago.
+fn stale(principal: &Principal) -> Option<Response> {
+    require_fresh(
+        principal,
+        FRESH_FOR_DELETION,
+        time::OffsetDateTime::now_utc(),
+    )
+    .err()?;
+    Some(with_header(
+        detail(StatusCode::UNAUTHORIZED, "Fresh authentication required"),
+        header::WWW_AUTHENTICATE,
+        &format!(
+            "Bearer error=\"insufficient_user_authentication\", max_age={}",
+            FRESH_FOR_DELETION.as_secs()
+        ),
+    ))
+}
+
 async fn delete_user(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Response {
-    // A sensitive operation: the admin must have logged in recently (RFC 9470's answer).
-    if require_fresh(
-        &principal,
-        FRESH_FOR_DELETION,
-        time::OffsetDateTime::now_utc(),
-    )
-    .is_err()
-    {
-        return with_header(
-            detail(StatusCode::UNAUTHORIZED, "Fresh authentication required"),
-            header::WWW_AUTHENTICATE,
-            &format!(
-                "Bearer error=\"insufficient_user_authentication\", max_age={}",
-                FRESH_FOR_DELETION.as_secs()
-            ),
-        );
+    // A sensitive operation: the admin must have logged in recently.
+    if let Some(stale) = stale(&principal) {
+        return stale;
     }
     if id == principal.id() {
         return detail(
@@ -832,6 +911,18 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
     ("post", "/auth/refresh", "Rotate a refresh token", None),
     (
         "post",
+        "/auth/oauth/login",
+        "Log in with a Google, Microsoft, Okta or OpenID provider token",
+        None,
+    ),
+    (
+        "post",
+        "/auth/oauth/link",
+        "Link a provider account to the caller (fresh login of 15 minutes)",
+        Some("authenticated"),
+    ),
+    (
+        "post",
         "/auth/logout",
         "Revoke a refresh token's login",
         Some("authenticated"),
@@ -940,6 +1031,10 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
         ("post", "/auth/login") => {
             Some(schema(&["username", "password"], &["username", "password"]))
         }
+        ("post", "/auth/oauth/login" | "/auth/oauth/link") => Some(schema(
+            &["provider"],
+            &["provider", "access_token", "id_token", "okta_domain"],
+        )),
         ("post", "/auth/refresh" | "/auth/logout") => {
             Some(schema(&["refresh_token"], &["refresh_token"]))
         }

@@ -11,6 +11,81 @@ pub(crate) struct Admin {
     pub(crate) password: portcullis::SecretString,
 }
 
+/// The OAuth providers of `/auth/oauth/login`, from `OAUTH_*` variables. A provider is on
+/// when its client id is set: without one a token cannot be checked to be ours.
+#[derive(Default)]
+pub(crate) struct OAuthSettings {
+    /// `OAUTH_GOOGLE_CLIENT_ID` (a comma-separated list for web and mobile clients).
+    pub(crate) google_client_ids: Vec<String>,
+    /// `OAUTH_MICROSOFT_CLIENT_ID`.
+    pub(crate) microsoft_client_id: Option<String>,
+    /// `OAUTH_MICROSOFT_TENANT_ID` (any tenant when unset or `common`).
+    pub(crate) microsoft_tenant: Option<String>,
+    /// `OAUTH_OKTA_DOMAIN` (a comma-separated list: the `okta_domain` a request may name).
+    pub(crate) okta_domains: Vec<String>,
+    /// `OAUTH_OKTA_CLIENT_ID`.
+    pub(crate) okta_client_id: Option<String>,
+    /// `OAUTH_OKTA_CLIENT_SECRET`: Okta access tokens are introspected.
+    pub(crate) okta_client_secret: Option<portcullis::SecretString>,
+    /// `OAUTH_OKTA_AUTHORIZATION_SERVER` (`default`, or unset for the org server).
+    pub(crate) okta_authorization_server: Option<String>,
+    /// `OAUTH_OKTA_AUDIENCE`: without a secret, JWT access tokens for this audience.
+    pub(crate) okta_audience: Option<String>,
+    /// `OAUTH_OIDC_ISSUER`, `OAUTH_OIDC_CLIENT_ID`, `OAUTH_OIDC_CLIENT_SECRET`: any OpenID
+    /// provider by discovery, as provider `oidc`.
+    pub(crate) oidc: Option<(String, String, Option<portcullis::SecretString>)>,
+}
+
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .map(|list| {
+            list.split(',')
+                .map(|item| item.trim().to_owned())
+                .filter(|item| !item.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl OAuthSettings {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let set = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let okta_domains = list(lookup("OAUTH_OKTA_DOMAIN"));
+        let okta_client_id = set("OAUTH_OKTA_CLIENT_ID");
+        if !okta_domains.is_empty() && okta_client_id.is_none() {
+            return Err(
+                "OAUTH_OKTA_DOMAIN needs OAUTH_OKTA_CLIENT_ID: without our client id an \
+                        Okta token cannot be checked to be ours"
+                    .into(),
+            );
+        }
+        let oidc = match (set("OAUTH_OIDC_ISSUER"), set("OAUTH_OIDC_CLIENT_ID")) {
+            (Some(issuer), Some(client_id)) => Some((
+                issuer,
+                client_id,
+                set("OAUTH_OIDC_CLIENT_SECRET").map(portcullis::SecretString::new),
+            )),
+            (None, None) => None,
+            _ => return Err("OAUTH_OIDC_ISSUER and OAUTH_OIDC_CLIENT_ID go together".into()),
+        };
+        Ok(Self {
+            google_client_ids: list(lookup("OAUTH_GOOGLE_CLIENT_ID")),
+            microsoft_client_id: set("OAUTH_MICROSOFT_CLIENT_ID"),
+            microsoft_tenant: set("OAUTH_MICROSOFT_TENANT_ID"),
+            okta_domains,
+            okta_client_id,
+            okta_client_secret: set("OAUTH_OKTA_CLIENT_SECRET").map(portcullis::SecretString::new),
+            okta_authorization_server: set("OAUTH_OKTA_AUTHORIZATION_SERVER"),
+            okta_audience: set("OAUTH_OKTA_AUDIENCE"),
+            oidc,
+        })
+    }
+}
+
 pub(crate) struct Settings {
     pub(crate) dev: bool,
     pub(crate) database_url: String,
@@ -21,6 +96,7 @@ pub(crate) struct Settings {
     pub(crate) audit_requests: bool,
     pub(crate) cors_origins: Vec<String>,
     pub(crate) admin: Option<Admin>,
+    pub(crate) oauth: OAuthSettings,
 }
 
 fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, String> {
@@ -89,14 +165,8 @@ impl Settings {
             email: lookup("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".into()),
             password: portcullis::SecretString::new(password),
         });
-        let cors_origins = lookup("CORS_ORIGINS")
-            .map(|list| {
-                list.split(',')
-                    .map(|o| o.trim().to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let cors_origins = list(lookup("CORS_ORIGINS"));
+        let oauth = OAuthSettings::from_lookup(&lookup)?;
         Ok(Self {
             dev,
             database_url: lookup("DATABASE_URL").unwrap_or_else(|| "sqlite://aethera.db".into()),
@@ -106,6 +176,7 @@ impl Settings {
             audit_requests: flag(&lookup, "ENABLE_AUDIT_LOGGING")?,
             cors_origins,
             admin,
+            oauth,
         })
     }
 }
@@ -158,6 +229,34 @@ mod tests {
         assert!(
             Settings::from_lookup(env(&[secret, ("ACCESS_TOKEN_EXPIRE_MINUTES", "-5")]), false)
                 .is_err()
+        );
+        assert!(
+            Settings::from_lookup(
+                env(&[secret, ("OAUTH_OKTA_DOMAIN", "dev-1.okta.com")]),
+                false
+            )
+            .is_err(),
+            "an Okta domain without our client id"
+        );
+        let okta = Settings::from_lookup(
+            env(&[
+                secret,
+                ("OAUTH_OKTA_DOMAIN", "dev-1.okta.com, dev-2.okta.com"),
+                ("OAUTH_OKTA_CLIENT_ID", "0oa1"),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            okta.oauth.okta_domains,
+            ["dev-1.okta.com", "dev-2.okta.com"]
+        );
+        assert!(
+            Settings::from_lookup(
+                env(&[secret, ("OAUTH_OIDC_ISSUER", "https://op.example")]),
+                false
+            )
+            .is_err()
         );
         let off = Settings::from_lookup(env(&[secret, ("ENABLE_AUDIT_LOGGING", "false")]), false)
             .unwrap();

@@ -466,3 +466,132 @@ fn the_placeholder_secret_stops_the_server_outside_development() {
         "{output:?}"
     );
 }
+
+/// `POST /auth/oauth/login` with the seed's body, against a real OpenID Provider (panva's
+/// `oidc-provider`, started by the testkit) configured as the `oidc` provider: its ID token
+/// and its opaque access token (introspected with our client secret) log in as one local
+/// viewer; another application's ID token and access token are 401; an Okta domain not on the
+/// list and a Microsoft access token are 422; the audit log has each attempt.
+#[test]
+fn oauth_login_with_a_real_provider() {
+    if !portcullis_testkit::peer::present(
+        "curl",
+        portcullis_testkit::peer::runs("curl", &["--version"]),
+    ) {
+        return;
+    }
+    let Some(op) = portcullis_testkit::oidc::OpenIdProvider::shared() else {
+        return;
+    };
+    let dir = portcullis_testkit::peer::temp_dir("api-server-oauth");
+    let server = start(
+        &format!("sqlite://{}", dir.join("aethera.db").display()),
+        &[
+            ("OAUTH_OIDC_ISSUER", op.issuer()),
+            ("OAUTH_OIDC_CLIENT_ID", op.get("client_id")),
+            ("OAUTH_OIDC_CLIENT_SECRET", op.get("client_secret")),
+            (
+                "OAUTH_GOOGLE_CLIENT_ID",
+                "1234-web.apps.googleusercontent.com",
+            ),
+            (
+                "OAUTH_MICROSOFT_CLIENT_ID",
+                "00000000-0000-0000-0000-00000000abcd",
+            ),
+            ("OAUTH_OKTA_DOMAIN", "dev-123456.okta.com"),
+            ("OAUTH_OKTA_CLIENT_ID", "0oa-ours"),
+        ],
+    );
+    let oauth = |body: Value| curl(&server, "POST", "/auth/oauth/login", None, Some(body));
+
+    let by_id = oauth(json!({ "provider": "oidc", "id_token": op.get("id_token") }));
+    assert_eq!(by_id.status, 200, "{}", by_id.body);
+    assert_eq!(by_id.body["token_type"], "bearer");
+    assert_eq!(by_id.body["expires_in"], 1800);
+    assert!(by_id.body["refresh_token"].is_string());
+    let me = curl(
+        &server,
+        "GET",
+        "/auth/me",
+        Some(&token(&by_id, "access_token")),
+        None,
+    );
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["username"], "alice", "{}", me.body);
+    assert_eq!(me.body["roles"], json!(["viewer"]));
+    let alice = me.body["id"].as_str().unwrap().to_owned();
+
+    let by_access = oauth(json!({
+        "provider": "oidc",
+        "access_token": op.get("opaque_access_token"),
+    }));
+    assert_eq!(by_access.status, 200, "{}", by_access.body);
+    let again = curl(
+        &server,
+        "GET",
+        "/auth/me",
+        Some(&token(&by_access, "access_token")),
+        None,
+    );
+    assert_eq!(again.body["id"], alice.as_str(), "one local account");
+
+    // Another application's tokens: the token-substitution attack.
+    for body in [
+        json!({ "provider": "oidc", "id_token": op.get("other/id_token") }),
+        json!({ "provider": "oidc", "access_token": op.get("other/opaque_access_token") }),
+    ] {
+        let refused = oauth(body.clone());
+        assert_eq!(refused.status, 401, "{body}: {}", refused.body);
+        assert_eq!(refused.body["detail"], "OAuth authentication failed");
+        assert!(refused.headers.contains("www-authenticate: bearer"));
+    }
+    for (body, text) in [
+        (
+            json!({ "provider": "okta", "access_token": "x", "okta_domain": "evil.example.com" }),
+            "okta_domain is not one this server accepts",
+        ),
+        (
+            json!({ "provider": "microsoft", "access_token": "EwBwA8l6BAAU" }),
+            "this provider requires an id_token",
+        ),
+        (
+            json!({ "provider": "github", "access_token": "x" }),
+            "provider must be one of",
+        ),
+    ] {
+        let refused = oauth(body.clone());
+        assert_eq!(refused.status, 422, "{body}: {}", refused.body);
+        assert!(
+            refused.body["detail"].as_str().unwrap().contains(text),
+            "{}",
+            refused.body
+        );
+    }
+
+    let admin = token(
+        &login(&server, "admin", "the-admin-password"),
+        "access_token",
+    );
+    let logs = curl(&server, "GET", "/audit/logs?limit=1000", Some(&admin), None);
+    let attempts: Vec<(&str, &str)> = logs
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "OAUTH_LOGIN")
+        .map(|e| {
+            (
+                e["result"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(attempts.len(), 7, "{attempts:?}");
+    assert_eq!(attempts.iter().filter(|(r, _)| *r == "success").count(), 2);
+    assert!(
+        attempts
+            .iter()
+            .any(|(_, why)| why.contains("issued to another application")),
+        "the precise reason is in the audit trail: {attempts:?}"
+    );
+}
