@@ -52,6 +52,7 @@ async fn instances_starting_at_once_migrate_once_and_a_foreign_history_is_refuse
         // A database nobody migrated yet (drop what the harness applied), then three at once.
         for table in [
             "portcullis_migrations",
+            "external_identities",
             "audit_logs",
             "token_revocations",
             "sessions",
