@@ -144,6 +144,15 @@ impl Identity {
         }
     }
 
+    /// Whether a local account has the (verified) email of `identity`.
+    async fn email_taken(&self, identity: &ExternalIdentity) -> Result<bool, StoreError> {
+        let Some(email) = &identity.email else {
+            return Ok(false);
+        };
+        let found = self.inner.store.users().find_by_email(email).await?;
+        Ok(found.is_some())
+    }
+
     /// Creates the local account of an external account's first login and links them.
     async fn first_login(
         &self,
@@ -151,14 +160,7 @@ impl Identity {
     ) -> Result<User, (IdentityError, Option<String>)> {
         let store = &self.inner.store;
         let plain = |e: StoreError| (IdentityError::from(e), None);
-        if let Some(email) = &identity.email
-            && store
-                .users()
-                .find_by_email(email)
-                .await
-                .map_err(plain)?
-                .is_some()
-        {
+        if self.email_taken(identity).await.map_err(plain)? {
             return Err((
                 IdentityError::Conflict,
                 Some(format!(
@@ -191,14 +193,7 @@ impl Identity {
                 // The username is taken (or the email was registered meanwhile: then the
                 // next attempt's check below finds it).
                 Err(StoreError::Conflict(_)) => {
-                    if let Some(email) = &identity.email
-                        && store
-                            .users()
-                            .find_by_email(email)
-                            .await
-                            .map_err(plain)?
-                            .is_some()
-                    {
+                    if self.email_taken(identity).await.map_err(plain)? {
                         return Err((
                             IdentityError::Conflict,
                             Some("email taken meanwhile".into()),

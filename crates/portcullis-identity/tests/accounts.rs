@@ -12,100 +12,20 @@
 
 #[path = "../../portcullis-sqlx/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_audit::MemorySink;
-use portcullis_core::{
-    AuditEventType, AuditResult, AuthMethod, AuthOutcome, Authenticator, Credential, Credentials,
-    ManualClock, PolicyEngine as _, SecretString,
-};
-use portcullis_identity::{
-    Argon2Params, Client, Identity, IdentityConfig, IdentityError, PasswordPolicy, Passwords,
-    Registration, require_fresh,
-};
-use portcullis_jwt::{
-    Algorithm, IssuerConfig, JwtAuthenticator, SigningKey, TokenIssuer, VerificationKey,
-};
-use portcullis_rbac::{Builtins, PolicyDocument};
-use portcullis_sqlx::{NewUser, RbacStore, Store};
+use portcullis_core::{AuditEventType, AuditResult, AuthMethod, ManualClock, PolicyEngine as _};
+use portcullis_identity::{Client, IdentityConfig, IdentityError, Registration, require_fresh};
+use portcullis_sqlx::NewUser;
 
-const SECRET: &[u8] = b"an-identity-test-secret-of-32-bytes!!";
-
-struct Setup {
-    identity: Identity,
-    audit: Arc<MemorySink>,
-    verifier: JwtAuthenticator,
-    rbac: Arc<RbacStore>,
-}
-
-fn issuer(clock: Option<Arc<ManualClock>>) -> TokenIssuer {
-    let key = SigningKey::hmac(None, Algorithm::HS256, SECRET).unwrap();
-    let issuer = TokenIssuer::new("https://identity.test", key)
-        .audiences(["api"])
-        .access_ttl(Duration::from_secs(30 * 60));
-    match clock {
-        Some(clock) => issuer.clock(clock),
-        None => issuer,
-    }
-}
-
-async fn setup(store: &Store, passwords: Passwords, config: IdentityConfig) -> Setup {
-    let template = PolicyDocument {
-        builtins: Builtins::Aethera,
-        ..PolicyDocument::default()
-    };
-    let rbac = Arc::new(RbacStore::open(store, template).await.unwrap());
-    let audit = Arc::new(MemorySink::new());
-    let identity = Identity::new(
-        store.clone(),
-        rbac.clone(),
-        issuer(None),
-        passwords,
-        audit.clone(),
-        config,
-    );
-    let verifier = JwtAuthenticator::builder()
-        .issuer(
-            IssuerConfig::new(
-                "https://identity.test",
-                VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap(),
-            )
-            .audiences(["api"]),
-        )
-        .build()
-        .unwrap();
-    Setup {
-        identity,
-        audit,
-        verifier,
-        rbac,
-    }
-}
-
-fn passwords() -> Passwords {
-    Passwords::new(Argon2Params::OWASP, PasswordPolicy::default()).unwrap()
-}
-
-fn secret(text: &str) -> SecretString {
-    SecretString::new(text)
-}
+use support::{passwords, principal, secret, setup};
 
 fn john() -> Registration {
     Registration::new("johndoe", "john@example.com", secret("securepassword123"))
         .full_name("John Doe")
-}
-
-async fn principal(
-    verifier: &JwtAuthenticator,
-    token: &SecretString,
-) -> portcullis_core::Principal {
-    let credential = Credentials::from_list(vec![Credential::Bearer(token.clone())]);
-    match verifier.authenticate(&credential).await {
-        AuthOutcome::Authenticated(principal) => principal,
-        other => panic!("the issued access token does not verify: {other:?}"),
-    }
 }
 
 #[tokio::test]

@@ -15,32 +15,24 @@
 
 #[path = "../../portcullis-sqlx/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use http::Uri;
 use portcullis_audit::MemorySink;
-use portcullis_core::{
-    AuditResult, AuthOutcome, Authenticator, Credential, Credentials, Principal, SecretString,
-    async_trait,
-};
+use portcullis_core::{AuditResult, SecretString, async_trait};
 use portcullis_identity::{
-    AccessTokenCheck, Argon2Params, Client, Identity, IdentityConfig, IdentityError, OAuthLogin,
-    OAuthProvider, OAuthProviders, OktaSettings, PasswordPolicy, Passwords, ProviderKind,
-    Registration,
+    AccessTokenCheck, Client, IdentityConfig, IdentityError, OAuthLogin, OAuthProvider,
+    OAuthProviders, OktaSettings, ProviderKind, Registration,
 };
 use portcullis_jwt::presets::{self, ProviderOptions};
 use portcullis_jwt::{
-    Algorithm, FetchError, FetchedDocument, FormPost, HttpFetcher, HyperFetcher, IssuerConfig,
-    JwtAuthenticator, SigningKey, TokenIssuer, VerificationKey,
+    FetchError, FetchedDocument, FormPost, HttpFetcher, HyperFetcher, JwtAuthenticator,
 };
-use portcullis_rbac::{Builtins, PolicyDocument};
-use portcullis_sqlx::{RbacStore, Store};
 use portcullis_testkit::oidc::OpenIdProvider;
-
-const SECRET: &[u8] = b"an-identity-test-secret-of-32-bytes!!";
+use support::{passwords, principal, secret, setup};
 
 /// Counts the requests made, so a test can show that a refused login fetched nothing.
 #[derive(Debug)]
@@ -64,59 +56,6 @@ impl HttpFetcher for Counting {
     ) -> Result<FetchedDocument, FetchError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.inner.post_form(url, form, max_bytes).await
-    }
-}
-
-struct Setup {
-    identity: Identity,
-    audit: Arc<MemorySink>,
-    verifier: JwtAuthenticator,
-    rbac: Arc<RbacStore>,
-}
-
-async fn setup(store: &Store) -> Setup {
-    let template = PolicyDocument {
-        builtins: Builtins::Aethera,
-        ..PolicyDocument::default()
-    };
-    let rbac = Arc::new(RbacStore::open(store, template).await.unwrap());
-    let audit = Arc::new(MemorySink::new());
-    let key = SigningKey::hmac(None, Algorithm::HS256, SECRET).unwrap();
-    let issuer = TokenIssuer::new("https://identity.test", key)
-        .audiences(["api"])
-        .access_ttl(Duration::from_secs(30 * 60));
-    let passwords = Passwords::new(Argon2Params::OWASP, PasswordPolicy::default()).unwrap();
-    let identity = Identity::new(
-        store.clone(),
-        rbac.clone(),
-        issuer,
-        passwords,
-        audit.clone(),
-        IdentityConfig::default(),
-    );
-    let verifier = JwtAuthenticator::builder()
-        .issuer(
-            IssuerConfig::new(
-                "https://identity.test",
-                VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap(),
-            )
-            .audiences(["api"]),
-        )
-        .build()
-        .unwrap();
-    Setup {
-        identity,
-        audit,
-        verifier,
-        rbac,
-    }
-}
-
-async fn principal(verifier: &JwtAuthenticator, token: &SecretString) -> Principal {
-    let credential = Credentials::from_list(vec![Credential::Bearer(token.clone())]);
-    match verifier.authenticate(&credential).await {
-        AuthOutcome::Authenticated(principal) => principal,
-        other => panic!("the issued access token does not verify: {other:?}"),
     }
 }
 
@@ -165,10 +104,6 @@ async fn providers(op: &OpenIdProvider, fetcher: Arc<Counting>) -> (OAuthProvide
     (providers, domain)
 }
 
-fn secret(text: &str) -> SecretString {
-    SecretString::new(text)
-}
-
 fn last_reason(audit: &MemorySink) -> String {
     let events = audit.events();
     let event = events.last().unwrap();
@@ -189,7 +124,7 @@ async fn provider_tokens_log_in_and_substituted_tokens_do_not() {
     let (providers, domain) = providers(op, Arc::clone(&fetcher)).await;
     let client = Client::new(Some([198, 51, 100, 7].into()), None);
     for db in common::all("identity_oauth").await {
-        let s = setup(&db.store).await;
+        let s = setup(&db.store, passwords(), IdentityConfig::default()).await;
         let login = |provider: &str| OAuthLogin::new(provider);
 
         // Our ID token: a new local account, with the provider's verified email and the
@@ -371,7 +306,7 @@ async fn an_existing_email_is_linked_by_its_owner_only() {
     let (providers, _) = providers(op, fetcher).await;
     let client = Client::new(None, None);
     let db = common::sqlite_memory().await;
-    let s = setup(&db.store).await;
+    let s = setup(&db.store, passwords(), IdentityConfig::default()).await;
     let owner = s
         .identity
         .register(
