@@ -9,6 +9,7 @@ mod identity;
 mod oauth;
 mod password;
 mod throttle;
+mod totp;
 
 pub use fresh::{NotFresh, authenticated_at, require_fresh};
 pub use identity::{Client, Identity, IdentityConfig, IdentityError, Registration, TokenPair};
@@ -21,3 +22,4 @@ pub use password::{
     Verified,
 };
 pub use throttle::{Locked, Throttle, ThrottleConfig, ThrottleLimits};
+pub use totp::{Totp, TotpAlgorithm, TotpError, base32};
