@@ -8,6 +8,7 @@ compile_error!("portcullis-sqlx needs the `postgres` feature, the `sqlite` featu
 
 mod apikeys;
 mod audit;
+mod crypt;
 mod db;
 mod external;
 mod rbac;
@@ -19,6 +20,7 @@ mod users;
 
 pub use apikeys::SqlKeyStore;
 pub use audit::{AuditCursor, AuditPage, InvalidCursor, MAX_PAGE, SqlAudit, SqlAuditWriter};
+pub use crypt::{CryptError, Encryptor, Location};
 pub use db::{Engine, Store, StoreError, StoreOptions};
 pub use external::{LinkedIdentities, LinkedIdentity};
 pub use rbac::{Effect, NewRole, POLICY_CHANNEL, RbacStore, WatchHandle, WatchOptions};
