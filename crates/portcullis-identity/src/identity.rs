@@ -12,7 +12,9 @@ use portcullis_core::{
     SecretString,
 };
 use portcullis_jwt::{IssuedToken, TokenIssuer, TokenRequest};
-use portcullis_sqlx::{NewUser, RbacStore, RevocationCache, Rotation, Store, StoreError, User};
+use portcullis_sqlx::{
+    Encryptor, NewUser, RbacStore, RevocationCache, Rotation, Store, StoreError, User,
+};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -222,14 +224,16 @@ pub struct Identity {
     pub(crate) inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) rbac: Arc<RbacStore>,
     issuer: TokenIssuer,
     passwords: Passwords,
-    throttle: Throttle,
+    pub(crate) throttle: Throttle,
     audit: Arc<dyn AuditSink>,
     revocations: Option<Arc<RevocationCache>>,
+    pub(crate) encryptor: Option<Arc<Encryptor>>,
     pub(crate) config: IdentityConfig,
     pub(crate) random: SystemRandom,
 }
@@ -305,6 +309,7 @@ impl Identity {
                 throttle,
                 audit,
                 revocations: None,
+                encryptor: None,
                 config,
                 random: SystemRandom::new(),
             }),
@@ -315,19 +320,21 @@ impl Identity {
     /// list the JWT authenticator checks), so it stops working before it expires.
     #[must_use]
     pub fn revocations(self, revocations: Arc<RevocationCache>) -> Self {
-        let inner = &*self.inner;
+        self.rebuilt(|inner| inner.revocations = Some(revocations))
+    }
+
+    /// Seals second-factor secrets (TOTP) at rest with `encryptor`; without one, enrolment
+    /// is refused.
+    #[must_use]
+    pub fn encryptor(self, encryptor: Arc<Encryptor>) -> Self {
+        self.rebuilt(|inner| inner.encryptor = Some(encryptor))
+    }
+
+    fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = (*self.inner).clone();
+        change(&mut inner);
         Self {
-            inner: Arc::new(Inner {
-                store: inner.store.clone(),
-                rbac: Arc::clone(&inner.rbac),
-                issuer: inner.issuer.clone(),
-                passwords: inner.passwords.clone(),
-                throttle: inner.throttle.clone(),
-                audit: Arc::clone(&inner.audit),
-                revocations: Some(revocations),
-                config: inner.config.clone(),
-                random: SystemRandom::new(),
-            }),
+            inner: Arc::new(inner),
         }
     }
 

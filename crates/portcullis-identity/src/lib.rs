@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod external;
+mod factors;
 mod fresh;
 mod identity;
 mod oauth;
@@ -11,6 +12,7 @@ mod password;
 mod throttle;
 mod totp;
 
+pub use factors::{RECOVERY_CODES, TotpEnrolment};
 pub use fresh::{NotFresh, authenticated_at, require_fresh};
 pub use identity::{Client, Identity, IdentityConfig, IdentityError, Registration, TokenPair};
 pub use oauth::{

@@ -437,6 +437,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         postgres: include_str!("../migrations/postgres/0003_external_identities.sql"),
         sqlite: include_str!("../migrations/sqlite/0003_external_identities.sql"),
     },
+    EmbeddedMigration {
+        version: 4,
+        description: "second factors",
+        postgres: include_str!("../migrations/postgres/0004_second_factors.sql"),
+        sqlite: include_str!("../migrations/sqlite/0004_second_factors.sql"),
+    },
 ];
 
 fn sha256_hex(text: &str) -> String {

@@ -12,6 +12,7 @@ mod crypt;
 mod db;
 mod external;
 mod rbac;
+mod recovery;
 mod revocations;
 #[cfg(feature = "postgres")]
 mod tenant;
@@ -24,6 +25,7 @@ pub use crypt::{CryptError, Encryptor, Location};
 pub use db::{Engine, Store, StoreError, StoreOptions};
 pub use external::{LinkedIdentities, LinkedIdentity};
 pub use rbac::{Effect, NewRole, POLICY_CHANNEL, RbacStore, WatchHandle, WatchOptions};
+pub use recovery::{RecoveryCodes, TotpFactor, TotpFactors};
 pub use revocations::{RevocationCache, RevocationOptions};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

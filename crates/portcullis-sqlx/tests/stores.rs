@@ -53,6 +53,8 @@ async fn instances_starting_at_once_migrate_once_and_a_foreign_history_is_refuse
         for table in [
             "portcullis_migrations",
             "external_identities",
+            "recovery_codes",
+            "totp_factors",
             "audit_logs",
             "token_revocations",
             "sessions",
