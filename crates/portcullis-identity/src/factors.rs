@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use portcullis_sqlx::Location;
 
-use crate::identity::{Client, Identity, IdentityError};
+use crate::identity::{Client, Identity, IdentityError, TokenPair, named};
 use crate::throttle::Locked;
 use crate::totp::{Totp, TotpAlgorithm, base32};
 
@@ -214,6 +214,66 @@ impl Identity {
             return Ok(Err("TOTP code already used".into()));
         }
         Ok(Ok(()))
+    }
+
+    /// The second step of a login that answered [`IdentityError::SecondFactorRequired`]: the
+    /// challenge and a TOTP code (digits) or a recovery code. The challenge is spent by this
+    /// call, right or wrong, so a wrong code means logging in again. The access token's
+    /// `amr` is `["pwd", "otp"]` (or `"recovery"` in place of `otp`).
+    ///
+    /// # Errors
+    /// [`IdentityError::InvalidCredentials`] for an unknown, expired or spent challenge, a
+    /// wrong code or a disabled account; [`IdentityError::Throttled`];
+    /// [`IdentityError::Unavailable`].
+    pub async fn complete_login(
+        &self,
+        challenge: &SecretString,
+        code: &SecretString,
+        client: &Client,
+    ) -> Result<TokenPair, IdentityError> {
+        let store = &self.inner.store;
+        let refused = |why: &str| {
+            self.event(
+                AuditEventType::Authentication,
+                AuditResult::Failure,
+                "LOGIN_SECOND_FACTOR",
+            )
+            .with_audit_principal(AuditPrincipal::with_id("anonymous"))
+            .with_reason(why)
+        };
+        let Some(user_id) = store.login_challenges().take(challenge).await? else {
+            self.audit(refused("unknown, expired or spent login challenge"), client)
+                .await;
+            return Err(IdentityError::InvalidCredentials);
+        };
+        let code = code.expose().trim();
+        let method = if !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) {
+            self.verify_totp(&user_id, code, client).await?;
+            "otp"
+        } else {
+            self.use_recovery_code(&user_id, &SecretString::new(code), client)
+                .await?;
+            "recovery"
+        };
+        let user = match store.users().find_by_id(&user_id).await? {
+            Some(user) if user.is_active => user,
+            _ => {
+                self.audit(refused("account disabled or deleted"), client)
+                    .await;
+                return Err(IdentityError::InvalidCredentials);
+            }
+        };
+        let tokens = self.start_session_amr(&user, &["pwd", method]).await?;
+        let event = self
+            .event(
+                AuditEventType::Authentication,
+                AuditResult::Success,
+                "LOGIN",
+            )
+            .with_audit_principal(named(&user))
+            .with_metadata("second_factor", method);
+        self.audit(event, client).await;
+        Ok(tokens)
     }
 
     /// A new set of [`RECOVERY_CODES`] recovery codes for the caller, replacing any earlier

@@ -199,6 +199,13 @@ pub enum IdentityError {
     /// A refresh token that is unknown, expired, revoked, spent, or not the caller's (401).
     #[error("Invalid refresh token")]
     InvalidRefreshToken,
+    /// The password was right and the account has a second factor: answer the challenge
+    /// with [`Identity::complete_login`] within 5 minutes (401 with the challenge).
+    #[error("Second factor required")]
+    SecondFactorRequired {
+        /// The one-use challenge to send back with the code.
+        challenge: SecretString,
+    },
     /// An OAuth login's token is invalid, expired, not issued to this application or not a
     /// user's, or names a disabled account (401; the precise reason is audited).
     #[error("OAuth authentication failed")]
@@ -248,6 +255,9 @@ impl fmt::Debug for Identity {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a login may wait for its second factor.
+pub(crate) const SECOND_FACTOR_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// The largest username, email and full name accepted.
 const MAX_USERNAME: usize = 64;
@@ -561,7 +571,30 @@ impl Identity {
         if rehash {
             self.rehash(&user, password).await;
         }
-        let tokens = self.start_session(&user).await.map_err(|e| (e, None))?;
+        let factor = inner
+            .store
+            .totp_factors()
+            .find(&user.id)
+            .await
+            .map_err(unavailable)?;
+        if factor.is_some_and(|f| f.confirmed_at.is_some()) {
+            let challenge = self.refresh_token().map_err(|e| (e, None))?;
+            let expires = inner.store.clock().now() + to_time(SECOND_FACTOR_WINDOW);
+            inner
+                .store
+                .login_challenges()
+                .create(&challenge, &user.id, expires)
+                .await
+                .map_err(unavailable)?;
+            return Err((
+                IdentityError::SecondFactorRequired { challenge },
+                Some("password accepted; second factor required".into()),
+            ));
+        }
+        let tokens = self
+            .start_session_amr(&user, &["pwd"])
+            .await
+            .map_err(|e| (e, None))?;
         Ok((user, tokens))
     }
 
@@ -589,6 +622,16 @@ impl Identity {
     /// # Errors
     /// [`IdentityError::Unavailable`].
     pub async fn start_session(&self, user: &User) -> Result<TokenPair, IdentityError> {
+        self.start_session_amr(user, &[]).await
+    }
+
+    /// [`start_session`](Self::start_session) whose access token names how the user
+    /// authenticated (`amr`, RFC 8176: `pwd`, `otp`, …) when `amr` is not empty.
+    pub(crate) async fn start_session_amr(
+        &self,
+        user: &User,
+        amr: &[&str],
+    ) -> Result<TokenPair, IdentityError> {
         let inner = &*self.inner;
         let now = inner.store.clock().now();
         let refresh = self.refresh_token()?;
@@ -597,7 +640,7 @@ impl Identity {
             .refresh_tokens()
             .start_family(&user.id, &refresh, now + to_time(inner.config.refresh_ttl))
             .await?;
-        let access = self.access_token(user, now).await?;
+        let access = self.access_token(user, now, amr).await?;
         Ok(self.pair(user, access, refresh, now))
     }
 
@@ -617,7 +660,7 @@ impl Identity {
         }
     }
 
-    fn refresh_token(&self) -> Result<SecretString, IdentityError> {
+    pub(crate) fn refresh_token(&self) -> Result<SecretString, IdentityError> {
         let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
         self.inner
             .random
@@ -634,6 +677,7 @@ impl Identity {
         &self,
         user: &User,
         auth_time: OffsetDateTime,
+        amr: &[&str],
     ) -> Result<IssuedToken, IdentityError> {
         let roles = self.inner.rbac.user_roles(&user.id).await?;
         let mut request = TokenRequest::access(user.id.as_str()).roles(roles);
@@ -647,6 +691,11 @@ impl Identity {
             "preferred_username".into(),
             Value::from(user.username.as_str()),
         );
+        if !amr.is_empty() {
+            request
+                .extra
+                .insert("amr".into(), Value::from(amr.to_vec()));
+        }
         if user.is_superuser {
             request
                 .extra
@@ -727,7 +776,7 @@ impl Identity {
         };
         // A family from before the store kept the login time is never fresh.
         let auth_time = grant.authenticated_at.unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let access = self.access_token(&user, auth_time).await?;
+        let access = self.access_token(&user, auth_time, &[]).await?;
         let event = self
             .event(
                 AuditEventType::Authentication,

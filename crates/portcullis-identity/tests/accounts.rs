@@ -824,6 +824,50 @@ async fn totp_enrolment_confirmation_and_replay() {
             "a confirmed authenticator is not replaced by enrolling again"
         );
 
+        // Login now takes two steps; a wrong code spends the challenge.
+        let password = secret("securepassword123");
+        let challenge = |outcome: Result<_, IdentityError>| match outcome {
+            Err(IdentityError::SecondFactorRequired { challenge }) => challenge,
+            other => panic!("a second factor must be asked for: {other:?}"),
+        };
+        let first = challenge(identity.login("johndoe", &password, &client).await);
+        assert!(matches!(
+            identity
+                .complete_login(&first, &secret(wrong), &client)
+                .await,
+            Err(IdentityError::InvalidCredentials)
+        ));
+        let next = totp.code_at(now() + 30);
+        assert!(
+            identity
+                .complete_login(&first, &secret(&next), &client)
+                .await
+                .is_err(),
+            "a challenge is answered once"
+        );
+        let second = challenge(identity.login("johndoe", &password, &client).await);
+        let tokens = identity
+            .complete_login(&second, &secret(&next), &client)
+            .await
+            .unwrap();
+        let me_now = principal(&s.verifier, &tokens.access_token).await;
+        assert_eq!(
+            me_now.attribute("amr"),
+            Some(&serde_json::json!(["pwd", "otp"]))
+        );
+        // A recovery code instead of the authenticator.
+        let codes = identity.new_recovery_codes(&me_now, &client).await.unwrap();
+        let third = challenge(identity.login("johndoe", &password, &client).await);
+        let tokens = identity
+            .complete_login(&third, &codes[0], &client)
+            .await
+            .unwrap();
+        let me_now = principal(&s.verifier, &tokens.access_token).await;
+        assert_eq!(
+            me_now.attribute("amr"),
+            Some(&serde_json::json!(["pwd", "recovery"]))
+        );
+
         // John's sealed secret copied into Jane's row does not open there.
         let mut jane = john();
         jane.username = "jane".into();

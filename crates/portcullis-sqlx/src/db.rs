@@ -443,6 +443,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         postgres: include_str!("../migrations/postgres/0004_second_factors.sql"),
         sqlite: include_str!("../migrations/sqlite/0004_second_factors.sql"),
     },
+    EmbeddedMigration {
+        version: 5,
+        description: "login challenges",
+        postgres: include_str!("../migrations/postgres/0005_login_challenges.sql"),
+        sqlite: include_str!("../migrations/sqlite/0005_login_challenges.sql"),
+    },
 ];
 
 fn sha256_hex(text: &str) -> String {

@@ -25,7 +25,7 @@ pub use crypt::{CryptError, Encryptor, Location};
 pub use db::{Engine, Store, StoreError, StoreOptions};
 pub use external::{LinkedIdentities, LinkedIdentity};
 pub use rbac::{Effect, NewRole, POLICY_CHANNEL, RbacStore, WatchHandle, WatchOptions};
-pub use recovery::{RecoveryCodes, TotpFactor, TotpFactors};
+pub use recovery::{LoginChallenges, RecoveryCodes, TotpFactor, TotpFactors};
 pub use revocations::{RevocationCache, RevocationOptions};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

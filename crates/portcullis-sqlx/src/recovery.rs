@@ -245,3 +245,68 @@ impl TotpFactors<'_> {
         Ok(removed > 0)
     }
 }
+
+/// The `login_challenges` table: logins waiting for their second factor.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginChallenges<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// The logins waiting for a second factor.
+    #[must_use]
+    pub fn login_challenges(&self) -> LoginChallenges<'_> {
+        LoginChallenges { store: self }
+    }
+}
+
+impl LoginChallenges<'_> {
+    /// Stores a challenge (a CSPRNG value) for `user_id` until `expires_at`.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn create(
+        &self,
+        challenge: &SecretString,
+        user_id: &str,
+        expires_at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = self.store.now();
+        on_pool!(self.store, pool => {
+            sqlx::query(
+                "INSERT INTO login_challenges (id_hash, user_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(crate::tokens::hash(challenge))
+            .bind(user_id)
+            .bind(now)
+            .bind(crate::db::Ts::new(expires_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Takes a challenge: its user when it exists and has not expired. It is deleted either
+    /// way, so each challenge is answered once (two takes at once: one gets it).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn take(&self, challenge: &SecretString) -> Result<Option<String>, StoreError> {
+        use crate::db::Columns as _;
+        let now = self.store.now();
+        let taken = on_pool!(self.store, pool => {
+            let row = sqlx::query(
+                "DELETE FROM login_challenges WHERE id_hash = $1 RETURNING user_id, expires_at",
+            )
+            .bind(crate::tokens::hash(challenge))
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Some((row.text("user_id")?, row.time("expires_at")?)),
+                None => None,
+            }
+        });
+        Ok(taken.and_then(|(user, expires_at)| (expires_at > now.0).then_some(user)))
+    }
+}

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::db::{Columns, Store, StoreError, Ts, on_pool};
 
 /// Hex SHA-256 of a secret: what the tables hold in place of tokens and session ids.
-fn hash(secret: &SecretString) -> String {
+pub(crate) fn hash(secret: &SecretString) -> String {
     let digest = digest::digest(&digest::SHA256, secret.expose().as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

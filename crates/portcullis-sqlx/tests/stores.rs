@@ -55,6 +55,7 @@ async fn instances_starting_at_once_migrate_once_and_a_foreign_history_is_refuse
             "external_identities",
             "recovery_codes",
             "totp_factors",
+            "login_challenges",
             "audit_logs",
             "token_revocations",
             "sessions",

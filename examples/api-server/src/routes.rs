@@ -23,8 +23,8 @@ use portcullis::identity::{
 use portcullis::jwt::{IssuerConfig, JwtAuthenticator, SigningKey, TokenIssuer, VerificationKey};
 use portcullis::rbac::{Builtins, PolicyDocument};
 use portcullis::sqlx::{
-    NewUser, RbacStore, RevocationCache, RevocationOptions, SqlAuditWriter, Store, StoreError,
-    WatchHandle, WatchOptions,
+    Encryptor, NewUser, RbacStore, RevocationCache, RevocationOptions, SqlAuditWriter, Store,
+    StoreError, WatchHandle, WatchOptions,
 };
 use portcullis::tower::{AuditLayer, AuthLayer, PublicPaths};
 use portcullis::{
@@ -138,6 +138,13 @@ impl App {
             IdentityConfig::default().refresh_ttl(settings.jwt.refresh_ttl),
         )
         .revocations(revocations);
+        let identity = match &settings.encryption_key {
+            Some(key) => identity.encryptor(Arc::new(
+                Encryptor::from_env_value(key.expose())
+                    .map_err(|e| format!("DB_ENCRYPTION_KEY: {e}"))?,
+            )),
+            None => identity,
+        };
         let oauth = crate::oauth::providers(&settings.oauth).await?;
         let state = AppState {
             identity,
@@ -264,6 +271,10 @@ impl App {
             .route("/auth/refresh", post(refresh))
             .route("/auth/logout", post(logout))
             .route("/auth/logout/all", post(logout_all))
+            .route("/auth/login/second-factor", post(second_factor))
+            .route("/auth/totp/enrol", post(totp_enrol))
+            .route("/auth/totp/confirm", post(totp_confirm))
+            .route("/auth/recovery-codes", post(recovery_codes))
             .route("/auth/oauth/login", post(oauth_login))
             .route("/auth/oauth/link", post(oauth_link))
             .route("/auth/me", get(me))
@@ -280,7 +291,7 @@ impl App {
 
         let chain = AuthenticatorChain::new(vec![Arc::new(self.verifier.clone())]);
         let auth = AuthLayer::new(chain)
-            .public_paths(PublicPaths::aethera())
+            .public_paths(PublicPaths::aethera().exact(["/auth/login/second-factor"]))
             .metrics(metrics.clone());
         let mut app = api.layer(auth);
         if settings.audit_requests {
@@ -381,6 +392,15 @@ fn identity_error(error: &IdentityError) -> Response {
             detail(StatusCode::TOO_MANY_REQUESTS, &text),
             header::RETRY_AFTER,
             &retry_after.as_secs().max(1).to_string(),
+        ),
+        IdentityError::SecondFactorRequired { challenge } => with_header(
+            (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "detail": text, "mfa_token": challenge.expose() })),
+            )
+                .into_response(),
+            header::WWW_AUTHENTICATE,
+            "Bearer",
         ),
         IdentityError::Invalid(_) => detail(StatusCode::UNPROCESSABLE_ENTITY, &text),
         IdentityError::Conflict => detail(StatusCode::CONFLICT, &text),
@@ -561,6 +581,105 @@ async fn logout_all(
     {
         Ok(revoked) => {
             Json(json!({ "detail": "Logged out everywhere", "revoked": revoked })).into_response()
+        }
+        Err(error) => identity_error(&error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecondFactorBody {
+    mfa_token: String,
+    code: String,
+}
+
+/// The second step of a login whose password was right: a TOTP or recovery code.
+async fn second_factor(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Body(body): Body<SecondFactorBody>,
+) -> Response {
+    let (challenge, code) = (
+        SecretString::new(body.mfa_token),
+        SecretString::new(body.code),
+    );
+    match state
+        .identity
+        .complete_login(&challenge, &code, &client(peer, &headers))
+        .await
+    {
+        Ok(tokens) => Json(tokens.to_json()).into_response(),
+        Err(error) => identity_error(&error),
+    }
+}
+
+/// Starts a TOTP enrolment (fresh login): the `otpauth://` URI and the secret, shown once.
+async fn totp_enrol(
+    State(state): State<AppState>,
+    principal: Principal,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(stale) = stale(&principal) {
+        return stale;
+    }
+    match state
+        .identity
+        .enrol_totp(&principal, "Aethera", &client(peer, &headers))
+        .await
+    {
+        Ok(enrolment) => Json(json!({
+            "otpauth_uri": enrolment.uri.expose(),
+            "secret": enrolment.secret.expose(),
+        }))
+        .into_response(),
+        Err(error) => identity_error(&error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+/// Confirms the enrolment with a first code; from then on login asks for a code.
+async fn totp_confirm(
+    State(state): State<AppState>,
+    principal: Principal,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Body(body): Body<CodeBody>,
+) -> Response {
+    match state
+        .identity
+        .verify_totp(principal.id(), &body.code, &client(peer, &headers))
+        .await
+    {
+        Ok(()) => Json(json!({ "detail": "Authenticator confirmed" })).into_response(),
+        Err(error) => identity_error(&error),
+    }
+}
+
+/// A new set of recovery codes (fresh login), shown once; the old set stops working.
+async fn recovery_codes(
+    State(state): State<AppState>,
+    principal: Principal,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(stale) = stale(&principal) {
+        return stale;
+    }
+    match state
+        .identity
+        .new_recovery_codes(&principal, &client(peer, &headers))
+        .await
+    {
+        Ok(codes) => {
+            let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
+            Json(json!({ "recovery_codes": codes })).into_response()
         }
         Err(error) => identity_error(&error),
     }
@@ -911,6 +1030,30 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
     ("post", "/auth/refresh", "Rotate a refresh token", None),
     (
         "post",
+        "/auth/login/second-factor",
+        "Second login step: a TOTP or recovery code with the mfa_token",
+        None,
+    ),
+    (
+        "post",
+        "/auth/totp/enrol",
+        "Start a TOTP enrolment (fresh login of 15 minutes)",
+        Some("authenticated"),
+    ),
+    (
+        "post",
+        "/auth/totp/confirm",
+        "Confirm the TOTP authenticator with a first code",
+        Some("authenticated"),
+    ),
+    (
+        "post",
+        "/auth/recovery-codes",
+        "New recovery codes, shown once (fresh login of 15 minutes)",
+        Some("authenticated"),
+    ),
+    (
+        "post",
         "/auth/oauth/login",
         "Log in with a Google, Microsoft, Okta or OpenID provider token",
         None,
@@ -1031,6 +1174,10 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
         ("post", "/auth/login") => {
             Some(schema(&["username", "password"], &["username", "password"]))
         }
+        ("post", "/auth/login/second-factor") => {
+            Some(schema(&["mfa_token", "code"], &["mfa_token", "code"]))
+        }
+        ("post", "/auth/totp/confirm") => Some(schema(&["code"], &["code"])),
         ("post", "/auth/oauth/login" | "/auth/oauth/link") => Some(schema(
             &["provider"],
             &["provider", "access_token", "id_token", "okta_domain"],

@@ -97,6 +97,8 @@ pub(crate) struct Settings {
     pub(crate) cors_origins: Vec<String>,
     pub(crate) admin: Option<Admin>,
     pub(crate) oauth: OAuthSettings,
+    /// `DB_ENCRYPTION_KEY`: seals TOTP secrets at rest (without it, enrolment answers 503).
+    pub(crate) encryption_key: Option<portcullis::SecretString>,
 }
 
 fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, String> {
@@ -177,6 +179,7 @@ impl Settings {
             cors_origins,
             admin,
             oauth,
+            encryption_key: lookup("DB_ENCRYPTION_KEY").map(portcullis::SecretString::new),
         })
     }
 }

@@ -595,3 +595,121 @@ fn oauth_login_with_a_real_provider() {
         "the precise reason is in the audit trail: {attempts:?}"
     );
 }
+
+fn base32_decode(text: &str) -> Vec<u8> {
+    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in text.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {text}"),
+        };
+        buffer = (buffer << 5) | u32::from(value);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// TOTP over HTTP: enrol (the otpauth URI), confirm, then login answers 401 with an
+/// `mfa_token` until the second step gets a code; a code is accepted once; a recovery code
+/// works in its place once.
+#[test]
+fn totp_login_over_http() {
+    use portcullis::identity::{Totp, TotpAlgorithm};
+    if !portcullis_testkit::peer::present(
+        "curl",
+        portcullis_testkit::peer::runs("curl", &["--version"]),
+    ) {
+        return;
+    }
+    let dir = portcullis_testkit::peer::temp_dir("api-server-totp");
+    let server = start(
+        &format!("sqlite://{}", dir.join("aethera.db").display()),
+        &[(
+            "DB_ENCRYPTION_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )],
+    );
+    let post = |path: &str, token: Option<&str>, body: Option<Value>| {
+        curl(&server, "POST", path, token, body)
+    };
+    let registered = post(
+        "/auth/register",
+        None,
+        Some(
+            json!({ "username": "totpuser", "email": "totp@example.com", "password": "securepassword123" }),
+        ),
+    );
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let access = token(
+        &login(&server, "totpuser", "securepassword123"),
+        "access_token",
+    );
+    let enrolment = post("/auth/totp/enrol", Some(&access), None);
+    assert_eq!(enrolment.status, 200, "{}", enrolment.body);
+    assert!(
+        enrolment.body["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Aethera:totp%40example.com?secret=")
+    );
+    let totp = Totp::new(
+        base32_decode(enrolment.body["secret"].as_str().unwrap()),
+        TotpAlgorithm::Sha1,
+        6,
+    )
+    .unwrap();
+    let now = || u64::try_from(now()).unwrap();
+    let confirmed = post(
+        "/auth/totp/confirm",
+        Some(&access),
+        Some(json!({ "code": totp.code_at(now()) })),
+    );
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let codes = post("/auth/recovery-codes", Some(&access), None);
+    assert_eq!(codes.status, 200, "{}", codes.body);
+    let recovery = codes.body["recovery_codes"][0].as_str().unwrap().to_owned();
+
+    // The password alone is not enough any more.
+    let first = login(&server, "totpuser", "securepassword123");
+    assert_eq!(first.status, 401, "{}", first.body);
+    assert_eq!(first.body["detail"], "Second factor required");
+    assert!(first.body.get("access_token").is_none());
+    let mfa = token(&first, "mfa_token");
+    let next = totp.code_at(now() + 30);
+    let done = post(
+        "/auth/login/second-factor",
+        None,
+        Some(json!({ "mfa_token": mfa, "code": next })),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body["access_token"].is_string());
+    // The same code again, on a new challenge: refused.
+    let again = token(
+        &login(&server, "totpuser", "securepassword123"),
+        "mfa_token",
+    );
+    let replay = post(
+        "/auth/login/second-factor",
+        None,
+        Some(json!({ "mfa_token": again, "code": next })),
+    );
+    assert_eq!(replay.status, 401, "{}", replay.body);
+    // A recovery code, once.
+    for expected in [200, 401] {
+        let challenge = token(
+            &login(&server, "totpuser", "securepassword123"),
+            "mfa_token",
+        );
+        let answer = post(
+            "/auth/login/second-factor",
+            None,
+            Some(json!({ "mfa_token": challenge, "code": recovery })),
+        );
+        assert_eq!(answer.status, expected, "{}", answer.body);
+    }
+}
