@@ -378,6 +378,14 @@ fn with_header(mut response: Response, name: header::HeaderName, value: &str) ->
     response
 }
 
+/// The JSON of a successful identity operation, or its error's answer.
+fn answer<T>(outcome: Result<T, IdentityError>, body: impl FnOnce(T) -> Value) -> Response {
+    match outcome {
+        Ok(value) => Json(body(value)).into_response(),
+        Err(error) => identity_error(&error),
+    }
+}
+
 fn identity_error(error: &IdentityError) -> Response {
     let text = error.to_string();
     match error {
@@ -512,14 +520,11 @@ async fn login(
     Body(body): Body<LoginBody>,
 ) -> Response {
     let password = SecretString::new(body.password);
-    match state
+    let outcome = state
         .identity
         .login(&body.username, &password, &client(peer, &headers))
-        .await
-    {
-        Ok(tokens) => Json(tokens.to_json()).into_response(),
-        Err(error) => identity_error(&error),
-    }
+        .await;
+    answer(outcome, |tokens| tokens.to_json())
 }
 
 #[derive(Deserialize)]
@@ -604,14 +609,11 @@ async fn second_factor(
         SecretString::new(body.mfa_token),
         SecretString::new(body.code),
     );
-    match state
+    let outcome = state
         .identity
         .complete_login(&challenge, &code, &client(peer, &headers))
-        .await
-    {
-        Ok(tokens) => Json(tokens.to_json()).into_response(),
-        Err(error) => identity_error(&error),
-    }
+        .await;
+    answer(outcome, |tokens| tokens.to_json())
 }
 
 /// Starts a TOTP enrolment (fresh login): the `otpauth://` URI and the secret, shown once.
@@ -652,14 +654,11 @@ async fn totp_confirm(
     headers: HeaderMap,
     Body(body): Body<CodeBody>,
 ) -> Response {
-    match state
+    let outcome = state
         .identity
         .verify_totp(principal.id(), &body.code, &client(peer, &headers))
-        .await
-    {
-        Ok(()) => Json(json!({ "detail": "Authenticator confirmed" })).into_response(),
-        Err(error) => identity_error(&error),
-    }
+        .await;
+    answer(outcome, |()| json!({ "detail": "Authenticator confirmed" }))
 }
 
 /// A new set of recovery codes (fresh login), shown once; the old set stops working.
@@ -713,14 +712,11 @@ async fn oauth_login(
     Body(body): Body<OAuthBody>,
 ) -> Response {
     let login = OAuthLogin::from(body);
-    match state
+    let outcome = state
         .identity
         .oauth_login(&state.oauth, &login, &client(peer, &headers))
-        .await
-    {
-        Ok(tokens) => Json(tokens.to_json()).into_response(),
-        Err(error) => identity_error(&error),
-    }
+        .await;
+    answer(outcome, |tokens| tokens.to_json())
 }
 
 /// Links a provider account to the caller's (a fresh login is required: from then on that
