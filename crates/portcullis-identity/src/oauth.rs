@@ -635,14 +635,6 @@ impl OAuthProviders {
         self.providers.is_empty()
     }
 
-    /// The names of the configured providers, without repeats.
-    #[must_use]
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self.providers.iter().map(|p| p.kind.name()).collect();
-        names.dedup();
-        names
-    }
-
     fn find(&self, login: &OAuthLogin) -> Result<&OAuthProvider, OAuthError> {
         let kind: ProviderKind = login.provider.parse()?;
         let mut of_kind = self.providers.iter().filter(|p| p.kind == kind);
@@ -683,12 +675,19 @@ impl OAuthProviders {
         if too_long(&login.id_token) || too_long(&login.access_token) {
             return Err(OAuthError::Rejected("token longer than 16 KiB".into()));
         }
-        let by_id_token = match &login.id_token {
-            Some(token) => Some(provider.verify_id_token(token.expose()).await?),
+        // An empty or blank token is no token: it is never sent to a provider.
+        let present = |t: &Option<SecretString>| {
+            t.as_ref()
+                .map(SecretString::expose)
+                .filter(|t| !t.trim().is_empty())
+                .map(str::to_owned)
+        };
+        let by_id_token = match present(&login.id_token) {
+            Some(token) => Some(provider.verify_id_token(&token).await?),
             None => None,
         };
-        let by_access_token = match &login.access_token {
-            Some(token) => Some(provider.verify_access_token(token.expose(), now).await?),
+        let by_access_token = match present(&login.access_token) {
+            Some(token) => Some(provider.verify_access_token(&token, now).await?),
             None => None,
         };
         match (by_id_token, by_access_token) {

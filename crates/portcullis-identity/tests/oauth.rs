@@ -270,6 +270,12 @@ async fn provider_tokens_log_in_and_substituted_tokens_do_not() {
                 "provider 'google' is not configured",
             ),
             (login("oidc"), "access_token or id_token is required"),
+            (
+                login("oidc")
+                    .access_token(secret(""))
+                    .id_token(secret("  ")),
+                "access_token or id_token is required",
+            ),
         ] {
             match s.identity.oauth_login(&providers, &attempt, &client).await {
                 Err(IdentityError::Invalid(message)) => {
@@ -277,6 +283,20 @@ async fn provider_tokens_log_in_and_substituted_tokens_do_not() {
                 }
                 other => panic!("{attempt:?}: {other:?}"),
             }
+        }
+        let huge = secret(&"a".repeat(64 * 1024));
+        for attempt in [
+            login("oidc").access_token(huge.clone()),
+            login("oidc").id_token(huge.clone()),
+            // A truncated JWT and one in Latin-1 bytes read as text.
+            login("oidc").id_token(secret(&op.get("id_token")[..40])),
+            login("oidc").id_token(secret("eyJhbGciOiJQUzI1NiJ9.\u{e9}\u{e8}.x")),
+        ] {
+            let outcome = s.identity.oauth_login(&providers, &attempt, &client).await;
+            assert!(
+                matches!(outcome, Err(IdentityError::ExternalLoginFailed)),
+                "{attempt:?}: {outcome:?}"
+            );
         }
         assert_eq!(fetcher.requests.load(Ordering::SeqCst), before);
 
